@@ -1,0 +1,55 @@
+"""The window grid and the blending weights (pure numpy).
+
+Windows of ``window`` pixels overlap by ``overlap`` pixels along each axis; the last window is moved
+back to end exactly at the raster's edge, so every window lies inside the raster (a raster smaller
+than one window gets one window, padded by the reader). Each window's weight is separable,
+``w(x, y) = wx(x) * wy(y)``, rising smoothly (sin²) over the overlap on sides shared with a
+neighbour and flat on sides at the raster's edge. Because the grid is a Cartesian product, the total
+weight at a pixel is ``Sx(x) * Sy(y)`` with one-dimensional sums, so normalising costs two small
+vectors instead of a full-size weight image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def axis_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Start offsets of the windows along an axis of ``length`` pixels."""
+    if length <= 0 or window <= 0:
+        raise ValueError("length and window must be positive")
+    if not 0 <= overlap < window:
+        raise ValueError("overlap must be in [0, window)")
+    if length <= window:
+        return [0]
+    stride = window - overlap
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+def axis_weights(window: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """Weights (float64, all > 0) of one window along one axis."""
+    w = np.ones(window, dtype=np.float64)
+    if overlap > 0:
+        # Half-pixel offsets keep every weight strictly positive.
+        ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap) ** 2
+        if not at_start:
+            w[:overlap] = np.minimum(w[:overlap], ramp)
+        if not at_end:
+            w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+    return w
+
+
+def axis_weight_sum(length: int, window: int, overlap: int) -> np.ndarray:
+    """Sum over all windows of their axis weights at each pixel of the axis (clipped to ``length``)."""
+    starts = axis_starts(length, window, overlap)
+    total = np.zeros(max(length, window), dtype=np.float64)
+    for k, s in enumerate(starts):
+        total[s : s + window] += axis_weights(window, overlap, k == 0, k == len(starts) - 1)
+    return total[:length]
+
+
+def centre_crop_grid(length: int, keep: int = 256) -> int:
+    """Number of reference-scheme windows along an axis: each keeps ``keep`` central pixels."""
+    return -(-length // keep)
