@@ -1,0 +1,401 @@
+"""Accuracy of a land-cover map against a reference raster or reference points/polygons.
+
+The map holds FBP classes (uint8, 0 = nodata). The reference may use any legend: a JSON mapping file
+takes its values (or attribute values) to FBP classes or to the classes of a coarse legend. A raster
+reference on another grid is resampled onto the map's grid (nearest, through a warped VRT); a vector
+reference is rasterised onto it from an attribute field. Both are read in strips of rows, so whole
+maps are never in memory. Optionally both are collapsed to a coarser legend (``gid5``, ``coarse``,
+or a legend JSON file). Results go to ``<out_prefix>.json``, ``.csv`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from . import classes
+from .errors import FbpError
+from .metrics import ConfusionMatrix
+from .progress import Progress
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+
+_STRIP_PIXELS = 4_000_000
+
+
+# ---------------------------------------------------------------------------------------------- legend
+
+
+class _Legend:
+    """The legend scores are computed in: FBP classes, or a collapse of them."""
+
+    def __init__(self, collapse: str | None) -> None:
+        self.collapse = classes.load_collapse(collapse) if collapse else None
+        if self.collapse is None:
+            self.name = "fbp"
+            self.k = classes.NUM_CLASSES
+            self.names = classes.names()
+            self.map_lut = np.arange(256, dtype=np.int64)
+        else:
+            self.name = self.collapse.name
+            self.k = max(self.collapse.targets)
+            self.names = ["unlabeled"] + [self.collapse.targets.get(v, (f"class {v}",))[0]
+                                          for v in range(1, self.k + 1)]
+            self.map_lut = np.array(self.collapse.lookup_table(), np.int64)
+
+    def fbp_value(self, value) -> int:
+        """An FBP index from an int or a class name."""
+        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            lookup = {n.lower(): i for i, n in enumerate(classes.names())}
+            if value.strip().lower() not in lookup:
+                raise FbpError(f"Reference mapping: {value!r} is not an FBP class name; use an index 0..24 or a "
+                               f"name such as 'arbor forest'.")
+            return lookup[value.strip().lower()]
+        v = int(value)
+        if not 0 <= v <= classes.NUM_CLASSES:
+            raise FbpError(f"Reference mapping: FBP class {v} is outside 0..24; fix the mapping file.")
+        return v
+
+    def target_value(self, value) -> int:
+        """A value of the collapsed legend from an int or one of its class names."""
+        assert self.collapse is not None
+        if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+            lookup = {n.lower(): v for v, (n, _rgb) in self.collapse.targets.items()}
+            if value.strip().lower() not in lookup:
+                raise FbpError(f"Reference mapping: {value!r} is not a class of the '{self.name}' legend "
+                               f"({', '.join(n for n, _ in self.collapse.targets.values())}); fix the mapping file.")
+            return lookup[value.strip().lower()]
+        v = int(value)
+        if not 0 <= v <= self.k:
+            raise FbpError(f"Reference mapping: {v} is outside the '{self.name}' legend's classes 0..{self.k}.")
+        return v
+
+
+def _key(value) -> str:
+    """The mapping key of a reference value: integral numbers without decimals, strings as they are."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value).strip()
+
+
+def load_reference_mapping(mapping: str | os.PathLike | dict, legend: _Legend) -> dict[str, int]:
+    """{reference value as text: value in the scoring legend} from a JSON file or a dict.
+
+    The JSON is ``{"<reference value>": <FBP class or coarse target>, ...}`` or
+    ``{"to": "fbp" | "collapsed", "mapping": {...}}``; values are indices or class names (null = excluded).
+    Without ``to``, values are FBP classes, or the collapsed legend's classes when a collapse is used.
+    """
+    if isinstance(mapping, dict):
+        data, where = mapping, "the reference mapping"
+    else:
+        where = os.fspath(mapping)
+        try:
+            data = json.loads(Path(where).read_text())
+        except (OSError, ValueError) as exc:
+            raise FbpError(f"Reference mapping {where} could not be read as JSON ({exc}); give a file like "
+                           f'{{"1": "arbor forest", "2": 13}}.') from None
+    if not isinstance(data, dict):
+        raise FbpError(f"Reference mapping {where} must be a JSON object of reference value -> class.")
+    to = data.get("to", "collapsed" if legend.collapse else "fbp") if "mapping" in data else (
+        "collapsed" if legend.collapse else "fbp")
+    table = data["mapping"] if "mapping" in data else data
+    if to not in ("fbp", "collapsed") or (to == "collapsed" and legend.collapse is None):
+        raise FbpError(f"Reference mapping {where}: 'to' is {to!r}; use 'fbp', or 'collapsed' together with "
+                       f"a coarse legend (collapse).")
+    out: dict[str, int] = {}
+    for key, value in table.items():
+        if value is None:
+            out[_key(key)] = 0
+        elif to == "fbp":
+            out[_key(key)] = int(legend.map_lut[legend.fbp_value(value)])
+        else:
+            out[_key(key)] = legend.target_value(value)
+    return out
+
+
+class _Remapper:
+    """Turns blocks of raw reference values into scoring-legend values (0 = no reference)."""
+
+    def __init__(self, legend: _Legend, mapping: dict[str, int] | None, source: str,
+                 nodata: float | None = None, codes: list | None = None) -> None:
+        self.legend, self.mapping, self.source, self.nodata, self.codes = legend, mapping, source, nodata, codes
+
+    def value(self, raw) -> int:
+        if self.codes is not None:  # rasterised vector: 0 = no feature, code i = attribute value codes[i-1]
+            if raw == 0:
+                return 0
+            raw = self.codes[int(raw) - 1]
+            if raw is None:
+                return 0
+        elif self.nodata is not None and (raw == self.nodata or (math.isnan(self.nodata) and math.isnan(raw))):
+            return 0
+        if self.mapping is not None:
+            return self.mapping.get(_key(raw), 0)
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan")
+        if not (v.is_integer() and 0 <= v <= classes.NUM_CLASSES):
+            raise FbpError(
+                f"The reference {self.source} holds the value {raw!r}, which is not an FBP class 0..24; give a "
+                f"reference mapping JSON (reference value -> FBP class or coarse class)."
+            )
+        return int(self.legend.map_lut[int(v)])
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(block, return_inverse=True)
+        table = np.array([self.value(u.item()) for u in uniq], np.int64)
+        return table[inv].reshape(block.shape)
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+def _same_grid(a: gdal.Dataset, b: gdal.Dataset) -> bool:
+    if (a.RasterXSize, a.RasterYSize) != (b.RasterXSize, b.RasterYSize):
+        return False
+    ga, gb = a.GetGeoTransform(can_return_null=True), b.GetGeoTransform(can_return_null=True)
+    if ga is None or gb is None:
+        return ga is None and gb is None
+    tol = 1e-6 * max(abs(ga[1]), abs(ga[5]), 1e-12)
+    if any(abs(x - y) > tol * (1 if i in (1, 2, 4, 5) else a.RasterXSize) for i, (x, y) in enumerate(zip(ga, gb))):
+        return False
+    pa, pb = a.GetProjection(), b.GetProjection()
+    if not pa or not pb:
+        return not pa and not pb
+    sa, sb = osr.SpatialReference(wkt=pa), osr.SpatialReference(wkt=pb)
+    return bool(sa.IsSame(sb))
+
+
+def _map_grid(map_ds: gdal.Dataset, map_path: str, reference: str) -> tuple[tuple, str]:
+    gt, wkt = map_ds.GetGeoTransform(can_return_null=True), map_ds.GetProjection()
+    if gt is None or not wkt:
+        raise FbpError(f"{map_path} has no georeferencing, so the reference {reference} cannot be placed on it; "
+                       f"use a georeferenced map or a reference raster of exactly the same size.")
+    if gt[2] or gt[4]:
+        raise FbpError(f"{map_path} has a rotated geotransform; warp it north-up (gdalwarp) before evaluating.")
+    return gt, wkt
+
+
+def _warped_reference(ref_ds: gdal.Dataset, map_ds: gdal.Dataset, map_path: str, reference: str) -> gdal.Dataset:
+    gt, wkt = _map_grid(map_ds, map_path, reference)
+    if not ref_ds.GetProjection() or ref_ds.GetGeoTransform(can_return_null=True) is None:
+        raise FbpError(f"The reference {reference} has no georeferencing and a different size from {map_path}; "
+                       f"georeference it or give one on the map's grid.")
+    w, h = map_ds.RasterXSize, map_ds.RasterYSize
+    bounds = (gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
+    if ref_ds.RasterCount > 1:
+        ref_ds = gdal.Translate("", ref_ds, format="VRT", bandList=[1])
+    return gdal.Warp("", ref_ds, format="VRT", outputBounds=bounds, width=w, height=h, dstSRS=wkt,
+                     resampleAlg="near", dstAlpha=True, multithread=False)
+
+
+# ---------------------------------------------------------------------------------------------- vector
+
+
+def _open_reference(reference: str) -> tuple[gdal.Dataset, str]:
+    path = os.fspath(reference)
+    candidates = [path]
+    if path.lower().endswith(".zip") and not path.startswith("/vsi"):
+        candidates.append("/vsizip/" + path)
+    if not path.startswith("/vsi") and not os.path.exists(path):
+        raise FbpError(f"The reference {path} does not exist; check the path.")
+    for cand in candidates:
+        try:
+            ds = gdal.OpenEx(cand, gdal.OF_RASTER | gdal.OF_VECTOR)
+        except RuntimeError:
+            continue
+        if ds is not None and ds.RasterCount > 0:
+            return ds, "raster"
+        if ds is not None and ds.GetLayerCount() > 0:
+            return ds, "vector"
+    raise FbpError(f"The reference {path} is neither a raster nor a vector GDAL can read; give a GeoTIFF, "
+                   f"a GeoPackage, a shapefile (or a zip of one) or another GDAL/OGR format.")
+
+
+def _coded_layer(ds: gdal.Dataset, field: str | None, reference: str) -> tuple[gdal.Dataset, list]:
+    """An in-memory copy of the first layer with integer codes 1..n for the field's distinct values."""
+    layer = ds.GetLayer(0)
+    defn = layer.GetLayerDefn()
+    fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
+    if field is None:
+        if len(fields) != 1:
+            raise FbpError(f"The reference {reference} has the attribute fields {', '.join(fields) or 'none'}; "
+                           f"say which one holds the class (reference_field).")
+        field = fields[0]
+    if field not in fields:
+        raise FbpError(f"The reference {reference} has no field {field!r}; its fields are {', '.join(fields)}.")
+    mem = ogr.GetDriverByName("Memory").CreateDataSource("ref")
+    out = mem.CreateLayer("ref", srs=layer.GetSpatialRef(), geom_type=ogr.wkbUnknown)
+    out.CreateField(ogr.FieldDefn("_code", ogr.OFTInteger))
+    codes: dict = {}
+    layer.ResetReading()
+    for feat in layer:
+        geom = feat.GetGeometryRef()
+        if geom is None:
+            continue
+        value = feat.GetField(field) if feat.IsFieldSetAndNotNull(field) else None
+        code = codes.setdefault(value, len(codes) + 1)
+        f = ogr.Feature(out.GetLayerDefn())
+        f.SetGeometry(geom)
+        f.SetField("_code", code)
+        out.CreateFeature(f)
+    return mem, [v for v, _c in sorted(codes.items(), key=lambda kv: kv[1])]
+
+
+def _rasterise_strip(vec, wkt: str, gt: tuple, y: int, w: int, h: int) -> np.ndarray:
+    dst = gdal.GetDriverByName("MEM").Create("", w, h, 1, gdal.GDT_Int32)
+    dst.SetGeoTransform((gt[0], gt[1], 0.0, gt[3] + y * gt[5], 0.0, gt[5]))
+    dst.SetProjection(wkt)
+    gdal.RasterizeLayer(dst, [1], vec.GetLayer(0), options=["ATTRIBUTE=_code"])
+    return dst.GetRasterBand(1).ReadAsArray()
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+def _fmt(v) -> str:
+    return "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+
+def report_csv(result: dict) -> str:
+    buf = io.StringIO()
+    cols = ["index", "name", "reference_pixels", "map_pixels", "correct", "producers_accuracy",
+            "users_accuracy", "f1", "iou"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for row in result["per_class"]:
+        w.writerow([_fmt(row[c]) for c in cols])
+    return buf.getvalue()
+
+
+def report_markdown(result: dict) -> str:
+    pct = lambda v: "–" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    num = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [
+        "# Accuracy assessment", "",
+        f"- Map: `{result['map']}`",
+        f"- Reference: `{result['reference']}` ({result['reference_kind']}"
+        + (", resampled onto the map's grid" if result.get("regridded") else "") + ")",
+        f"- Legend: {result['legend']} ({result['num_classes']} classes)",
+        f"- Pixels compared: {result['pixels']:,} (reference-labelled and mapped); "
+        f"reference-labelled but unmapped: {result['unmapped_pixels']:,}", "",
+        "| score | value |", "|---|---:|",
+        f"| overall accuracy | {pct(result['overall_accuracy'])} |",
+        f"| Cohen's kappa | {num(result['kappa'])} |",
+        f"| mean IoU (classes in the reference) | {pct(result['miou_present'])} |",
+        f"| mean F1 (classes in the reference) | {pct(result['mf1_present'])} |",
+        f"| mean IoU (all classes present in either) | {pct(result['miou_all'])} |",
+        f"| mean F1 (all classes present in either) | {pct(result['mf1_all'])} |", "",
+        "## Per class", "",
+        "| class | reference px | map px | correct | producer's acc. | user's acc. | F1 | IoU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    shown = [r for r in result["per_class"] if r["reference_pixels"] or r["map_pixels"]]
+    for r in shown:
+        lines.append(f"| {r['index']} {r['name']} | {r['reference_pixels']:,} | {r['map_pixels']:,} | "
+                     f"{r['correct']:,} | {pct(r['producers_accuracy'])} | {pct(r['users_accuracy'])} | "
+                     f"{pct(r['f1'])} | {pct(r['iou'])} |")
+    idx = [r["index"] for r in shown]
+    m = result["confusion_matrix"]
+    lines += ["", "## Confusion matrix", "", "Rows: reference; columns: map (0 = unmapped).", "",
+              "| reference \\ map | " + " | ".join(str(i) for i in idx) + " | 0 | total |",
+              "|---|" + "---:|" * (len(idx) + 2)]
+    for i in idx:
+        lines.append(f"| {i} {result['names'][i]} | " + " | ".join(f"{m[i][j]:,}" for j in idx)
+                     + f" | {m[i][0]:,} | {sum(m[i]):,} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | None = None,
+             collapse: str | None = None, out_prefix: str | None = None, reference_field: str | None = None,
+             progress: Callable[[float, str], None] | None = None,
+             is_cancelled: Callable[[], bool] | None = None) -> dict:
+    """Score a class map against a reference raster or vector; see the module docstring. Returns the scores."""
+    prog = Progress(progress, is_cancelled)
+    map_path, reference = os.fspath(map_path), os.fspath(reference)
+    if not os.path.exists(map_path) and not map_path.startswith("/vsi"):
+        raise FbpError(f"The map {map_path} does not exist; check the path.")
+    try:
+        map_ds = gdal.Open(map_path)
+    except RuntimeError as exc:
+        raise FbpError(f"The map {map_path} is not a raster GDAL can read ({exc}).") from None
+    band = map_ds.GetRasterBand(1)
+    if map_ds.RasterCount != 1 or band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16,
+                                                        gdal.GDT_Int32, gdal.GDT_UInt32):
+        raise FbpError(f"The map {map_path} should be one band of integer classes (an FBP class map), but it has "
+                       f"{map_ds.RasterCount} band(s) of {gdal.GetDataTypeName(band.DataType)}.")
+    map_nodata = band.GetNoDataValue()
+    legend = _Legend(collapse)
+    mapping = load_reference_mapping(reference_mapping, legend) if reference_mapping is not None else None
+    ref_ds, kind = _open_reference(reference)
+    w, h = map_ds.RasterXSize, map_ds.RasterYSize
+
+    regridded = False
+    if kind == "raster":
+        if _same_grid(map_ds, ref_ds):
+            src, alpha = ref_ds, None
+        else:
+            src = _warped_reference(ref_ds, map_ds, map_path, reference)
+            alpha, regridded = src.GetRasterBand(2), True
+        ref_band = src.GetRasterBand(1)
+        remap = _Remapper(legend, mapping, reference, nodata=ref_band.GetNoDataValue())
+        vec = None
+    else:
+        gt, wkt = _map_grid(map_ds, map_path, reference)
+        vec, codes = _coded_layer(ref_ds, reference_field, reference)
+        remap = _Remapper(legend, mapping, reference, codes=codes)
+        regridded = True
+
+    cm = ConfusionMatrix(legend.k, legend.names)
+    step = max(1, min(h, _STRIP_PIXELS // max(w, 1)))
+    for y in range(0, h, step):
+        n = min(step, h - y)
+        raw_map = band.ReadAsArray(0, y, w, n).astype(np.int64)
+        if map_nodata is not None:
+            raw_map[raw_map == map_nodata] = 0
+        if raw_map.size and (raw_map.min() < 0 or raw_map.max() > classes.NUM_CLASSES):
+            bad = int(raw_map.max() if raw_map.max() > classes.NUM_CLASSES else raw_map.min())
+            raise FbpError(f"The map {map_path} holds the value {bad}, which is not an FBP class 0..24; "
+                           f"evaluate a class map written by this plugin (or one with FBP class values).")
+        if vec is None:
+            ref = remap(ref_band.ReadAsArray(0, y, w, n))
+            if alpha is not None:
+                ref[alpha.ReadAsArray(0, y, w, n) == 0] = 0
+        else:
+            ref = remap(_rasterise_strip(vec, wkt, gt, y, w, n))
+        cm.add(legend.map_lut[raw_map], ref)
+        prog((y + n) / h, "Comparing the map with the reference")
+
+    result = cm.scores()
+    result.update(map=map_path, reference=reference, reference_kind=kind, legend=legend.name, regridded=regridded)
+    if out_prefix:
+        prefix = Path(out_prefix)
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        outputs = {ext: str(prefix.with_name(prefix.name + "." + ext)) for ext in ("json", "csv", "md")}
+        result["outputs"] = outputs
+        _write_atomic(Path(outputs["json"]), json.dumps(result, indent=2))
+        _write_atomic(Path(outputs["csv"]), report_csv(result))
+        _write_atomic(Path(outputs["md"]), report_markdown(result))
+    return result

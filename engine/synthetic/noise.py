@@ -1,0 +1,49 @@
+"""Cheap numpy noise fields for the generated landscapes (no scipy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:
+    """A smooth float32 field (bilinear interpolation of a random grid with spacing ``cell`` pixels), ~N(0, 0.6)."""
+    rows, cols = shape
+    cell = max(float(cell), 1.0)
+    grid = rng.standard_normal((int(rows / cell) + 3, int(cols / cell) + 3)).astype(np.float32)
+    oy, ox = rng.random(2)
+    y = np.arange(rows, dtype=np.float32) / cell + oy
+    x = np.arange(cols, dtype=np.float32) / cell + ox
+    y0 = y.astype(np.int64)
+    x0 = x.astype(np.int64)
+    fy = y - y0
+    fx = x - x0
+    fy = (fy * fy * (3 - 2 * fy))[:, None]
+    fx = (fx * fx * (3 - 2 * fx))[None, :]
+    a = grid[y0] * (1 - fy) + grid[y0 + 1] * fy
+    return (a[:, x0] * (1 - fx) + a[:, x0 + 1] * fx).astype(np.float32)
+
+
+def blocky_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:
+    """A piecewise-constant float32 N(0, 1) field on cells of ``cell`` pixels (stands in for parcels)."""
+    rows, cols = shape
+    cell = max(float(cell), 1.0)
+    grid = rng.standard_normal((int(rows / cell) + 2, int(cols / cell) + 2)).astype(np.float32)
+    oy, ox = rng.random(2)
+    yi = (np.arange(rows) / cell + oy).astype(np.int64)
+    xi = (np.arange(cols) / cell + ox).astype(np.int64)
+    return grid[yi][:, xi]
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of the last two axes (edges reflected)."""
+    if sigma <= 0:
+        return image
+    radius = max(1, int(3 * sigma + 0.5))
+    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    pad = [(0, 0)] * (image.ndim - 2)
+    out = np.pad(image, pad + [(radius, radius), (0, 0)], mode="reflect")
+    out = sum(k[i] * out[..., i:i + image.shape[-2], :] for i in range(k.size))
+    out = np.pad(out, pad + [(0, 0), (radius, radius)], mode="reflect")
+    out = sum(k[i] * out[..., i:i + image.shape[-1]] for i in range(k.size))
+    return out.astype(np.float32)
