@@ -1,0 +1,68 @@
+"""fbplandcover:addmodel and fbplandcover:diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessingOutputString,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+)
+
+from .alg_base import FbpAlgorithm, tr
+
+
+class AddModel(FbpAlgorithm):
+    NAME = "addmodel"
+    DISPLAY = "Add model to the model folder"
+    GROUP = ("setup", "Models and setup")
+    NEEDS_ENGINE = True
+    HELP = (
+        "Checks a model file (our .fbpmodel checkpoint with its metadata, or the authors' unet_&lt;city&gt;.pth.tar, "
+        "read without running any code from it) and copies it into the model folder of your QGIS profile, "
+        "where the panel and 'Map land cover' find it by name."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile("INPUT", tr("Model file")))
+        self.addOutput(QgsProcessingOutputString("NAME", tr("Registered name")))
+        self.addOutput(QgsProcessingOutputString("PATH", tr("Path in the model folder")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.require_engine()
+        from .models_folder import add_model, models_dir
+
+        src = self.parameterAsFile(parameters, "INPUT", context)
+        folder = models_dir()
+        entry = self.run_engine(add_model, src, folder)
+        feedback.pushInfo(f"Added {entry.name} to {folder}" + (f" ({entry.summary})" if entry.summary else ""))
+        return {"NAME": entry.name, "PATH": entry.path}
+
+
+class Diagnostics(FbpAlgorithm):
+    NAME = "diagnostics"
+    DISPLAY = "Diagnostics (for bug reports)"
+    GROUP = ("setup", "Models and setup")
+    HELP = (
+        "Reports the versions of QGIS, Python, GDAL, torch and onnxruntime, whether CUDA is available, the device the "
+        "engine would use and why, the engine version and the model folder. Copy it into a bug report."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT", tr("Diagnostics file"), fileFilter="Text files (*.txt)", optional=True,
+            createByDefault=False))
+        self.addOutput(QgsProcessingOutputString("TEXT", tr("Diagnostics")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from .engine_check import diagnostics_text
+        from .models_folder import models_dir
+
+        text = diagnostics_text(models_dir())
+        for line in text.splitlines():
+            feedback.pushInfo(line)
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        if output:
+            Path(output).write_text(text + "\n")
+        return {"TEXT": text, "OUTPUT": output or None}

@@ -1,0 +1,167 @@
+"""fbplandcover:maplandcover — a raster layer to a styled 24-class land-cover map (plus confidence and areas)."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from . import styling
+from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
+
+
+def sensor_options() -> list[str]:
+    """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
+    from ..engine.sensors import PROFILES
+
+    return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
+
+
+STITCH = ["blend", "centre-crop"]
+DEVICES = ["auto", "cpu", "cuda"]
+BACKENDS = ["auto", "torch", "onnx"]
+
+
+def default_model(models_dir: str) -> str:
+    """The first registered model, or a QgsProcessingException saying how to add one."""
+    from .models_folder import model_entries
+
+    entries = model_entries(models_dir)
+    if not entries:
+        raise QgsProcessingException(
+            f"No model was given and the model folder {models_dir} is empty; add a model file with "
+            "'Add model…' in the FBP Land Cover panel or the fbplandcover:addmodel algorithm, or give its path."
+        )
+    return entries[0].name
+
+
+class MapLandCover(FbpAlgorithm):
+    NAME = "maplandcover"
+    DISPLAY = "Map land cover"
+    NEEDS_ENGINE = True
+    HELP = (
+        "Classifies a raster into the 24 Five-Billion-Pixels land-cover classes with a deep-learning model.\n\n"
+        "<b>Input raster</b>: a multispectral raster with near-infrared, red, green and blue bands.\n"
+        "<b>Sensor</b>: 'auto' detects it from the file (band count, data type, metadata) and fails with the "
+        "choices when it cannot tell; 'custom' uses the band mapping, e.g. nir=4,r=1,g=2,b=3,scale=255.\n"
+        "<b>Model</b>: a model file (.fbpmodel checkpoint, or the authors' unet_&lt;city&gt;.pth.tar), or the "
+        "name of a model in the model folder of your QGIS profile; empty = the first registered model.\n"
+        "<b>Quick adaptation</b>: that many iterations of unsupervised self-training (pseudo-labels) on this "
+        "image before mapping; slow on a CPU (minutes), 0 = map with the model as it is.\n"
+        "<b>Extent</b> and <b>mask</b> (non-zero pixels are left unclassified, e.g. clouds) are optional.\n"
+        "Outputs: the class raster (0 = no data, 1..24 the classes, styled with the official colours), optionally "
+        "a confidence raster (1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\n"
+        "Advanced: normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
+        "how windows are stitched, the device (auto uses a CUDA GPU when torch sees one) and the backend."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Input raster")))
+        sensor = QgsProcessingParameterEnum("SENSOR", tr("Sensor"), options=sensor_options(), defaultValue="auto")
+        sensor.setUsesStaticStrings(True)
+        self.addParameter(sensor)
+        self.addParameter(QgsProcessingParameterString(
+            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "ADAPT_ITERATIONS", tr("Quick adaptation to this image first: iterations (0 = none)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
+        self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
+        advanced = [
+            QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
+            self._enum("STITCH", tr("Stitching of windows"), STITCH),
+            self._enum("DEVICE", tr("Device"), DEVICES),
+            self._enum("BACKEND", tr("Backend"), BACKENDS),
+        ]
+        for param in advanced:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(param)
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Land cover")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "CONFIDENCE", tr("Confidence"), optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "AREAS", tr("Area table"), fileFilter="CSV files (*.csv)", optional=True, createByDefault=False))
+        for key, text in (("SENSOR_USED", "Sensor used"), ("DEVICE_USED", "Device used"),
+                          ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)")):
+            self.addOutput(QgsProcessingOutputString(key, tr(text)))
+
+    @staticmethod
+    def _enum(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
+        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
+        param.setUsesStaticStrings(True)
+        return param
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        """Resolve layers on the main thread (the dock runs processAlgorithm in a task)."""
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(
+                f"The input raster {parameters.get('INPUT')!r} could not be opened; choose a raster layer or file.")
+        self._input = layer_path(layer)
+        self._input_name = layer.name()
+        self._extent = None
+        if parameters.get("EXTENT") not in (None, ""):
+            rect = self.parameterAsExtent(parameters, "EXTENT", context, layer.crs())
+            if not rect.isNull() and not rect.isEmpty():
+                self._extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        mask = self.parameterAsRasterLayer(parameters, "MASK", context)
+        self._mask = layer_path(mask) if mask is not None else None
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.require_engine()
+        from ..engine.mapping import MapRequest, map_landcover
+        from .models_folder import models_dir
+
+        sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
+        if sensor == "custom":
+            mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
+            if not mapping:
+                raise QgsProcessingException(
+                    "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
+            sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
+        folder = models_dir()
+        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(folder)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        confidence = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) or None
+        areas = self.parameterAsFileOutput(parameters, "AREAS", context) or None
+        request = MapRequest(
+            image=self._input, output=output, model=model, sensor=sensor,
+            stats=(self.parameterAsString(parameters, "STATS", context) or "scene").strip(),
+            stitch=self.parameterAsEnumString(parameters, "STITCH", context) or "blend",
+            device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
+            backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto",
+            mask=self._mask, extent=self._extent, confidence=confidence, areas=areas,
+            overwrite=True,  # Processing destinations: QGIS already asked before overwriting
+            models_dir=folder,
+        )
+        iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
+        if iterations > 0:
+            request.adapt = {"iterations": iterations}
+        bridge = FeedbackBridge(feedback)
+        feedback.pushInfo(f"Mapping {self._input} with model {model} (sensor {sensor}).")
+        result = self.run_engine(map_landcover, request, bridge.progress, bridge.is_cancelled)
+        feedback.pushInfo(f"Sensor: {result.sensor} — {result.sensor_reason}")
+        feedback.pushInfo(f"Device: {result.device} ({result.backend}) — {result.device_reason}")
+        feedback.pushInfo(f"Mapped {result.width}×{result.height} pixels in {result.seconds:.1f} s.")
+        styling.attach(context, output, styling.style_classes, f"{self._input_name} land cover")
+        if confidence:
+            styling.attach(context, confidence, styling.style_confidence, f"{self._input_name} confidence")
+        return {
+            "OUTPUT": result.output, "CONFIDENCE": result.confidence, "AREAS": result.areas_csv,
+            "AREAS_JSON": result.areas_json, "SENSOR_USED": result.sensor, "DEVICE_USED": result.device,
+            "BACKEND_USED": result.backend,
+        }

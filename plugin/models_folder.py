@@ -1,0 +1,50 @@
+"""The model folder in the QGIS profile, seen through engine.registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def models_dir() -> str:
+    """<QGIS profile>/fbp_landcover/models (created on first use)."""
+    from qgis.core import QgsApplication
+
+    path = Path(QgsApplication.qgisSettingsDirPath()) / "fbp_landcover" / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what the registry resolves
+    path: str
+    summary: str  # one line of metadata for the combo box tooltip and the diagnostics
+
+
+def _summary(card) -> str:
+    parts = []
+    for key in ("architecture", "smp_arch", "encoder", "sensor", "gsd"):
+        value = getattr(card, key, None)
+        if value not in (None, ""):
+            parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
+def model_entries(folder: str | None = None) -> list[ModelEntry]:
+    """The registered models with their metadata, sorted by name."""
+    from ..engine import registry
+
+    folder = folder or models_dir()
+    return [ModelEntry(name, str(path), _summary(card)) for name, card, path in registry.list_models(folder)]
+
+
+def add_model(src: str, folder: str | None = None) -> ModelEntry:
+    """Check and copy (or import) a model file into the folder; returns its entry."""
+    from ..engine import registry
+
+    folder = folder or models_dir()
+    from ..engine.checkpoints import model_stem, read_card
+
+    path = registry.add_model(src, folder)  # the registered file
+    return ModelEntry(model_stem(path), str(path), _summary(read_card(path)))

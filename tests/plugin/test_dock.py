@@ -1,0 +1,177 @@
+"""The panel: runs fbplandcover:maplandcover as a task, adds styled layers in a group, shows the area table."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from fbp_landcover.engine import classes
+from tests.plugin.conftest import wait_for
+from tests.plugin.test_map_algorithm import assert_fbp_palette
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_new_project, fbp_provider, models_folder, tiny_model_path):
+    from fbp_landcover.plugin.dock import LandCoverDock
+
+    widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
+    widget.show()  # checks the engine, fills the models and the device line
+    assert widget.add_model(str(tiny_model_path)) == "tiny"
+    yield widget
+    widget.shutdown()
+    widget.deleteLater()
+
+
+def _choose(dock, raster: Path, name: str):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    layer = QgsRasterLayer(str(raster), name)
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    dock.layer_combo.setLayer(layer)
+    dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData("rgbn"))
+    dock.backend_combo.setCurrentIndex(dock.backend_combo.findData("torch"))  # no ONNX export (seconds)
+    return layer
+
+
+def test_dock_shows_detection_device_and_models(dock, naip_crop, haiti_crop):
+    _choose(dock, haiti_crop, "haiti")
+    assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, Green")
+    _choose(dock, naip_crop, "naip")  # its bands are tagged Gray, Undefined...: the engine cannot tell
+    assert dock.sensor_reason.text().startswith("Not detected: Cannot tell which sensor")
+    assert dock.model_combo.currentData() == "tiny"
+    assert dock.device_label.text().startswith(("CPU", "CUDA"))
+    assert not dock.problem_label.isVisible() and dock.run_button.isEnabled()
+
+
+def test_dock_maps_a_layer_into_a_group_with_the_area_table(dock, naip_crop):
+    from qgis.core import QgsProject
+
+    _choose(dock, naip_crop, "naip crop")
+    dock.confidence_check.setChecked(True)
+    dock.run_button.click()
+    assert dock.run_button.text() == "Cancel" and dock.task is not None
+    results = []
+    dock.finished.connect(results.append)
+    wait_for(lambda: results)
+    assert results == [True], dock.last_error
+    assert dock.run_button.text() == "Map land cover" and dock.progress_bar.value() == 100
+    group = QgsProject.instance().layerTreeRoot().findGroup("naip crop")
+    names = [node.layer().name() for node in group.findLayers()]
+    assert names == ["naip crop land cover", "naip crop confidence"]
+    layer = group.findLayers()[0].layer()
+    assert_fbp_palette(layer)
+    assert group.findLayers()[1].layer().renderer().type() == "singlebandpseudocolor"
+    # outputs are temporary files by default
+    out = Path(dock.outputs["OUTPUT"])
+    assert out.is_file() and layer.source() == str(out)
+    ds = gdal.Open(str(out))
+    arr = ds.GetRasterBand(1).ReadAsArray()
+    counts = np.bincount(arr.ravel(), minlength=25)
+    present = [k for k in range(1, 25) if counts[k]]
+    # the area table: one row per class present, largest first, with swatch, km² and %
+    table = dock.area_table
+    assert table.rowCount() == len(present)
+    rows = [(table.item(i, 0).text(), table.item(i, 1).data(0x0100), float(table.item(i, 2).text()),
+             float(table.item(i, 3).text())) for i in range(table.rowCount())]
+    by_size = sorted(present, key=lambda k: -counts[k])
+    assert [r[0] for r in rows] == [f"{k} {classes.CLASSES[k].name}" for k in by_size]
+    assert [r[1] for r in rows] == [classes.CLASSES[k].hex for k in by_size]
+    assert [r[2] for r in rows] == pytest.approx([counts[k] * 25 / 1e6 for k in by_size], abs=5e-5)
+    assert sum(r[3] for r in rows) == pytest.approx(100, abs=0.1 * len(rows))
+    json_rows = json.loads(Path(dock.outputs["AREAS"]).with_suffix(".json").read_text())["classes"]
+    assert sum(r["pixels"] for r in json_rows) == 160 * 128
+
+
+def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
+    """Press Cancel while the model is mapping: no layer, no output file."""
+    from qgis.core import QgsProject
+    from qgis.PyQt.QtCore import Qt
+
+    _choose(dock, shared_data / "naip_nd_2020_rgbn_5m.tif", "naip full")
+    mapping_started, cancel_pressed = threading.Event(), threading.Event()
+
+    dock.run_button.click()
+    assert dock.task is not None
+
+    def hold(text):  # on the worker thread: wait at the first mapping window until Cancel was pressed
+        if text.startswith("Mapping") and not mapping_started.is_set():
+            mapping_started.set()
+            cancel_pressed.wait(30)
+
+    dock.feedback.stage.connect(hold, Qt.DirectConnection)
+    results = []
+    dock.finished.connect(results.append)
+    wait_for(mapping_started.is_set)
+    dock.run_button.click()  # the button reads "Cancel" while running
+    cancel_pressed.set()
+    wait_for(lambda: results)
+    assert results == [False]
+    assert dock.stage_label.text().startswith("Cancelled")
+    assert dock.run_button.text() == "Map land cover"
+    assert QgsProject.instance().layerTreeRoot().findGroup("naip full") is None
+    assert [lyr.name() for lyr in QgsProject.instance().mapLayers().values()] == ["naip full"]
+    for key in ("OUTPUT", "AREAS"):
+        path = Path(dock.outputs[key])
+        assert not path.exists(), key
+        assert not [p for p in path.parent.glob("*") if p.name.startswith(path.stem)], key
+    assert dock.area_table.rowCount() == 0
+
+
+def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider, models_folder,
+                                                       monkeypatch):
+    from fbp_landcover.engine import torch_import
+    from fbp_landcover.plugin import engine_check
+    from fbp_landcover.plugin.dock import LandCoverDock
+
+    def no_torch():
+        raise OSError("libtorch_cpu.so: cannot open shared object file")
+
+    monkeypatch.setattr(torch_import, "import_torch", no_torch)
+    engine_check.reset()
+    try:
+        widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
+        widget.show()
+        text = widget.problem_label.text()
+        assert text.startswith("The FBP Land Cover engine cannot start because PyTorch (torch)")
+        assert "libtorch_cpu.so" in text and "scripts/setup.sh" in text and "Traceback" not in text
+        assert widget.problem_label.isVisible()
+        assert not widget.run_button.isEnabled() and not widget.add_model_button.isEnabled()
+        assert widget.device_label.text().startswith("none")
+        assert widget.start() is False and widget.task is None
+        widget.shutdown()
+        widget.deleteLater()
+    finally:
+        engine_check.reset()
+
+
+def test_diagnostics_button_opens_copyable_text(dock):
+    from qgis.PyQt.QtGui import QGuiApplication
+
+    dock.diagnostics_button.click()
+    dialog = dock._diagnostics
+    assert "Engine version:" in dialog.text.toPlainText()
+    dialog.copy_button.click()
+    assert QGuiApplication.clipboard().text() == dialog.text.toPlainText()
+    dialog.close()
+
+
+def test_dock_parameters_follow_the_choices(dock, naip_crop, tmp_path):
+    from qgis.core import QgsProcessingContext
+
+    layer = _choose(dock, naip_crop, "naip crop")
+    params = dock.parameters(QgsProcessingContext())
+    assert params["INPUT"] == layer.id() and params["SENSOR"] == "rgbn" and params["MODEL"] == "tiny"
+    assert "ADAPT_ITERATIONS" not in params and "CONFIDENCE" not in params
+    assert params["OUTPUT"].endswith("naip_crop_landcover.tif")
+    dock.adapt_check.setChecked(True)
+    dock.adapt_effort.setValue(7)
+    dock.output_widget.setFilePath(str(tmp_path / "map"))
+    params = dock.parameters(QgsProcessingContext())
+    assert params["ADAPT_ITERATIONS"] == 7
+    assert params["OUTPUT"] == str(tmp_path / "map.tif") and params["AREAS"] == str(tmp_path / "map_areas.csv")

@@ -1,0 +1,169 @@
+"""fbplandcover:maplandcover through processing on real rasters with a tiny model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from fbp_landcover.engine import classes
+from tests.plugin.conftest import wait_for
+from tests.rasters import file_digest, write_raster
+
+gdal.UseExceptions()
+
+
+def _read(path):
+    ds = gdal.Open(str(path))
+    return ds, ds.GetRasterBand(1).ReadAsArray()
+
+
+def _grid(ds):
+    return ds.RasterXSize, ds.RasterYSize, ds.GetGeoTransform(), ds.GetProjection()
+
+
+def assert_fbp_palette(layer):
+    renderer = layer.renderer()
+    assert renderer.type() == "paletted"
+    palette = renderer.classes()
+    assert [c.value for c in palette] == list(range(1, 25))
+    assert [c.label for c in palette] == [c.name for c in classes.CLASSES[1:]]
+    assert [c.color.getRgb()[:3] for c in palette] == [c.rgb for c in classes.CLASSES[1:]]
+
+
+def test_maplandcover_outputs_on_real_naip(fbp_provider, tiny_model_path, naip_crop, tmp_path, qgis_new_project):
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProject
+
+    before = file_digest(naip_crop)
+    out, conf, areas = tmp_path / "lc.tif", tmp_path / "conf.tif", tmp_path / "areas.csv"
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    results = processing.runAndLoadResults("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+        "OUTPUT": str(out), "CONFIDENCE": str(conf), "AREAS": str(areas)}, context=context)
+    assert results["OUTPUT"] == str(out) and results["SENSOR_USED"] == "rgbn"
+    assert results["DEVICE_USED"] == "cpu" and results["BACKEND_USED"] == "torch"
+    src, _ = _read(naip_crop)
+    ds, arr = _read(out)
+    assert _grid(ds) == _grid(src)
+    assert arr.dtype == np.uint8 and arr.min() >= 1 and arr.max() <= 24  # no nodata inside the crop
+    assert ds.GetRasterBand(1).GetNoDataValue() == 0
+    _, confidence = _read(conf)
+    assert confidence.shape == arr.shape and 0.0 <= confidence.min() and confidence.max() <= 1.0
+    rows = list(csv.DictReader(areas.open()))
+    assert [int(r["index"]) for r in rows] == list(range(1, 25))
+    counts = np.bincount(arr.ravel(), minlength=25)
+    assert [int(r["pixels"]) for r in rows] == counts[1:].tolist()
+    assert sum(float(r["km2"]) for r in rows) == pytest.approx(160 * 128 * 25 / 1e6, rel=1e-6)
+    assert json.loads((tmp_path / "areas.json").read_text())["total"]["pixels"] == 160 * 128
+    assert file_digest(naip_crop) == before
+
+    # styled on loading by the post-processors (as in batch and model runs)
+    layers = {layer.source(): layer for layer in QgsProject.instance().mapLayers().values()}
+    assert_fbp_palette(layers[str(out)])
+    pseudo = layers[str(conf)].renderer()
+    assert pseudo.type() == "singlebandpseudocolor"
+    assert (pseudo.classificationMin(), pseudo.classificationMax()) == (0.0, 1.0)
+    ramp = pseudo.shader().rasterShaderFunction().colorRampItemList()
+    assert ramp[0].color.name() == "#440154" and ramp[-1].color.name() == "#fde725"
+    assert (ramp[0].value, ramp[-1].value) == (0.0, 1.0)
+
+
+def test_extent_and_mask(fbp_provider, tiny_model_path, naip_crop, tmp_path):
+    import processing
+
+    src = gdal.Open(str(naip_crop))
+    x0, px, _, y0, _, py = src.GetGeoTransform()
+    # mask: the left 64 columns masked (non-zero)
+    mask = np.zeros((128, 160), np.uint8)
+    mask[:, :64] = 1
+    mask_path = write_raster(tmp_path / "mask.tif", mask, geotransform=src.GetGeoTransform(), epsg=26914)
+    # extent: columns 32..127, rows 16..79 of the crop, in the raster's CRS
+    extent = f"{x0 + 32 * px},{x0 + 128 * px},{y0 + 80 * py},{y0 + 16 * py} [EPSG:26914]"
+    out = tmp_path / "lc.tif"
+    processing.run("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+        "EXTENT": extent, "MASK": str(mask_path), "OUTPUT": str(out)})
+    ds, arr = _read(out)
+    gt = ds.GetGeoTransform()
+    assert (ds.RasterXSize, ds.RasterYSize) == (96, 64)
+    assert gt == pytest.approx((x0 + 32 * px, px, 0.0, y0 + 16 * py, 0.0, py))
+    assert (arr[:, :32] == 0).all()  # crop columns 32..63 are masked
+    assert (arr[:, 32:] >= 1).all() and (arr[:, 32:] <= 24).all()
+
+
+def test_batch_of_two_inputs_as_tasks(fbp_provider, tiny_model_path, naip_crop, haiti_crop, tmp_path):
+    """Batch: several inputs, each run as a QgsProcessingAlgRunnerTask in the task manager at once."""
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingAlgRunnerTask,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+    )
+
+    alg = QgsApplication.processingRegistry().algorithmById("fbplandcover:maplandcover")
+    runs, done = [], {}
+    for name, path in (("naip", naip_crop), ("haiti", haiti_crop)):
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        params = {"INPUT": str(path), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+                  "OUTPUT": str(tmp_path / f"{name}.tif")}
+        task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
+        task.executed.connect(lambda ok, res, n=name: done.__setitem__(n, (ok, res)))
+        runs.append((context, feedback, task))
+        QgsApplication.taskManager().addTask(task)
+    wait_for(lambda: len(done) == 2)
+    for name, path in (("naip", naip_crop), ("haiti", haiti_crop)):
+        ok, res = done[name]
+        assert ok, name
+        ds, arr = _read(res["OUTPUT"])
+        assert _grid(ds) == _grid(gdal.Open(str(path)))
+        assert arr.min() >= 1 and arr.max() <= 24
+
+
+def test_errors_become_one_sentence(fbp_provider, tiny_model_path, naip_crop, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException) as info:
+        processing.run("fbplandcover:maplandcover", {
+            "INPUT": str(naip_crop), "SENSOR": "custom", "CUSTOM_MAPPING": "nir=9,r=1,g=2,b=3",
+            "MODEL": str(tiny_model_path), "OUTPUT": str(tmp_path / "x.tif")})
+    message = str(info.value)
+    assert "band" in message and "Traceback" not in message and "\n" not in message.strip()
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_missing_model_folder_entry_says_how_to_add_one(fbp_provider, models_folder, naip_crop, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="Add model"):
+        processing.run("fbplandcover:maplandcover", {
+            "INPUT": str(naip_crop), "SENSOR": "rgbn", "OUTPUT": str(tmp_path / "x.tif")})
+
+
+@pytest.mark.slow
+def test_quick_adaptation_runs_before_mapping(fbp_provider, tiny_model_path, naip_crop, tmp_path):
+    """ADAPT_ITERATIONS > 0 reaches the engine: it adapts (stage texts say so), then maps the same grid."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    texts = []
+
+    class Recorder(QgsProcessingFeedback):
+        def setProgressText(self, text):  # noqa: N802
+            texts.append(text)
+            super().setProgressText(text)
+
+    out = tmp_path / "adapted.tif"
+    processing.run("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+        "ADAPT_ITERATIONS": 1, "OUTPUT": str(out)}, feedback=Recorder())
+    assert any(t.startswith("Adapting: iteration 1 of 1") for t in texts), texts
+    ds, arr = _read(out)
+    assert _grid(ds) == _grid(gdal.Open(str(naip_crop)))
+    assert arr.min() >= 1 and arr.max() <= 24
