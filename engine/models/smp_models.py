@@ -1,0 +1,55 @@
+"""segmentation_models_pytorch architectures (Unet, DeepLabV3Plus, ... by name) with timm/smp encoders.
+
+Always 4 input bands (NIR,R,G,B) and 25 outputs, and ``encoder_weights=None``: nothing is ever
+downloaded; weights come from our checkpoint files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.torch_import import import_smp
+
+# Keyword arguments whose JSON form (lists) must become tuples again for smp.
+_TUPLE_KWARGS = ("decoder_channels", "decoder_atrous_rates", "encoder_output_stride_rates")
+
+
+def normalise_arch_kwargs(arch_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """A JSON-friendly copy of the extra smp arguments (tuples become lists, keys sorted)."""
+    out: dict[str, Any] = {}
+    for key in sorted(arch_kwargs or {}):
+        value = arch_kwargs[key]
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def build_smp(
+    arch: str,
+    encoder: str,
+    arch_kwargs: dict[str, Any] | None = None,
+    in_channels: int = 4,
+    classes: int = 25,
+):
+    """Build an smp model by architecture name with random weights (never downloads)."""
+    smp = import_smp()
+    kwargs = {k: (tuple(v) if k in _TUPLE_KWARGS and isinstance(v, list) else v)
+              for k, v in (arch_kwargs or {}).items()}
+    for forbidden in ("encoder_weights", "in_channels", "classes", "encoder_name"):
+        kwargs.pop(forbidden, None)
+    try:
+        return smp.create_model(
+            arch, encoder_name=encoder, encoder_weights=None, in_channels=in_channels, classes=classes,
+            **kwargs,
+        )
+    except KeyError as exc:
+        raise FbpError(
+            f"The model architecture {arch!r} is not one segmentation_models_pytorch knows ({exc}); "
+            "use one of Unet, UnetPlusPlus, FPN, PSPNet, DeepLabV3, DeepLabV3Plus, Linknet, MAnet, PAN, "
+            "UPerNet, Segformer."
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise FbpError(
+            f"The smp model {arch!r} with encoder {encoder!r} and options {kwargs} cannot be built ({exc}); "
+            "check the encoder name and the architecture options."
+        ) from None

@@ -1,0 +1,214 @@
+"""Inference backends: torch and onnxruntime agree, the ONNX cache is reused and refreshed, reasons are given.
+
+Tolerance: onnxruntime and torch fp32 probabilities agree within 1e-3 absolute (measured ~1e-7) and their
+argmax within 99.9 % of pixels.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fbp_landcover.engine import backends
+from fbp_landcover.engine.backends import make_backend
+from fbp_landcover.engine.checkpoints import file_sha256, load_model
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.torch_import import import_torch
+from tests.models import fbp_unet_with_stats, tiny_checkpoint
+
+torch = import_torch()
+PROB_ATOL = 1e-3
+ARGMAX_AGREEMENT = 0.999
+
+
+def _batch(n=2, h=64, w=96, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 4, h, w)).astype(np.float32)
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and a.dtype == np.float32 and b.dtype == np.float32
+    assert np.abs(a - b).max() <= PROB_ATOL
+    assert (a.argmax(1) == b.argmax(1)).mean() >= ARGMAX_AGREEMENT
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny checkpoint and its ONNX backend (exported once for the module)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    path = tiny_checkpoint(folder / "tiny.fbpmodel", seed=0)
+    model, card, where = load_model(str(path))
+    backend = make_backend(model, card, where, backend="onnx", device="cpu")
+    return path, model, card, backend
+
+
+def test_torch_cpu_backend_gives_probabilities_and_the_reason(tmp_path, no_cuda):
+    model, card, where = load_model(str(tiny_checkpoint(tmp_path / "t.fbpmodel")))
+    backend = make_backend(model, card, where, backend="torch")
+    assert (backend.name, backend.device) == ("torch", "cpu")
+    assert backend.reason.startswith("CPU — no CUDA device found")
+    probs = backend(_batch(2, 64, 64))
+    assert probs.shape == (2, 25, 64, 64) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.from_numpy(_batch(2, 64, 64))), 1).numpy()
+    np.testing.assert_array_equal(probs, expected)
+    cpu = make_backend(model, card, where, backend="torch", device="cpu")
+    assert cpu.reason.startswith("CPU — requested")
+
+
+def test_bad_requests_are_refused(tmp_path, no_cuda):
+    model, card, where = load_model(str(tiny_checkpoint(tmp_path / "t.fbpmodel")))
+    with pytest.raises(FbpError, match="no CUDA device"):
+        make_backend(model, card, where, device="cuda")
+    with pytest.raises(FbpError, match="backend 'tensorrt' is unknown"):
+        make_backend(model, card, where, backend="tensorrt")
+    with pytest.raises(FbpError, match="device 'tpu' is unknown"):
+        make_backend(model, card, where, device="tpu")
+
+
+def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(tmp_path, no_cuda, monkeypatch):
+    model, card, where = load_model(str(tiny_checkpoint(tmp_path / "t.fbpmodel")))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes "import onnxruntime" fail
+    backend = make_backend(model, card, where)
+    assert backend.name == "torch" and backend.device == "cpu"
+    assert "no CUDA device found" in backend.reason and "onnxruntime unavailable" in backend.reason
+    with pytest.raises(FbpError, match="onnx backend could not be prepared"):
+        make_backend(model, card, where, backend="onnx")
+    assert list(tmp_path.glob("*.onnx")) == []
+
+
+@pytest.mark.slow
+def test_onnx_matches_torch(exported):
+    path, model, card, backend = exported
+    assert (backend.name, backend.device) == ("onnx", "cpu")
+    assert backend.onnx_path == path.parent / f"tiny.{file_sha256(path)[:16]}.onnx"
+    torch_backend = make_backend(model, card, str(path), backend="torch", device="cpu")
+    for shape in [(1, 64, 64), (3, 96, 160)]:  # dynamic batch, height and width
+        batch = _batch(*shape)
+        _agree(backend(batch), torch_backend(batch))
+
+
+@pytest.mark.slow
+def test_auto_on_cpu_picks_onnx_and_reuses_the_cache(exported, no_cuda, monkeypatch):
+    path, model, card, first = exported
+    mtime = first.onnx_path.stat().st_mtime_ns
+
+    def no_export(*_a, **_k):
+        raise AssertionError("exported again although the cache is valid")
+
+    monkeypatch.setattr(backends, "export_onnx", no_export)
+    again = make_backend(model, card, str(path))
+    assert again.name == "onnx" and again.onnx_path == first.onnx_path
+    assert again.reason.startswith("CPU — no CUDA device found; onnxruntime")
+    assert again.onnx_path.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(again(_batch(1, 64, 64)), first(_batch(1, 64, 64)))
+
+
+@pytest.mark.slow
+def test_cache_is_refreshed_when_the_checkpoint_changes(tmp_path, exported):
+    path, _model, _card, old = exported
+    folder = tmp_path / "changing"
+    folder.mkdir()
+    ckpt = folder / "tiny.fbpmodel"
+    shutil.copyfile(path, ckpt)
+    shutil.copyfile(old.onnx_path, folder / old.onnx_path.name)  # a valid cache for the old weights
+    tiny_checkpoint(ckpt, seed=1)  # new weights, same file name
+    model, card, where = load_model(str(ckpt))
+    backend = make_backend(model, card, where, backend="onnx")
+    assert backend.onnx_path == folder / f"tiny.{file_sha256(ckpt)[:16]}.onnx"
+    assert backend.onnx_path.name != old.onnx_path.name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["tiny.fbpmodel", backend.onnx_path.name])
+    batch = _batch(1, 64, 64)
+    new_torch = make_backend(model, card, where, backend="torch", device="cpu")
+    _agree(backend(batch), new_torch(batch))
+    assert np.abs(backend(batch) - old(batch)).max() > 1e-3  # it really uses the new weights
+
+
+def _softmax_onnx(path) -> None:
+    """A valid one-node ONNX model (softmax over channels, dynamic sizes): stands in for a real export."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["n", 4, "h", "w"]
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["probabilities"], axis=1)],
+        "softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, dims)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8  # readable by any onnxruntime of the last years
+    onnx.save(model, str(path))
+
+
+def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "readonly"
+    ckpt = tiny_checkpoint(folder / "tiny.fbpmodel")
+    model, card, where = load_model(str(ckpt))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real_mkstemp = backends.tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 - the tempfile argument name
+        if Path(dir).resolve() == folder.resolve():
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(backends.tempfile, "mkstemp", mkstemp)
+    exports = []
+    # the real export is tested above; a one-node model stands in here, to test where the file goes
+    monkeypatch.setattr(backends, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
+    backend = make_backend(model, card, where, backend="onnx")
+    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / f"tiny.{file_sha256(ckpt)[:16]}.onnx"
+    assert backend.onnx_path == expected and expected.is_file()
+    assert len(exports) == 1 and Path(exports[0]).parent == expected.parent
+    assert list(folder.glob("*.onnx")) == [] and list(expected.parent.glob("*.tmp")) == []
+    batch = _batch(1, 8, 8)
+    np.testing.assert_allclose(backend(batch), torch.softmax(torch.from_numpy(batch), 1).numpy(), atol=1e-6)
+    again = make_backend(model, card, where, backend="onnx")  # found in the user cache: no export
+    assert again.onnx_path == expected and len(exports) == 1
+
+
+def test_in_memory_weights_are_keyed_by_their_hash(tmp_path):
+    model, card, _ = load_model(str(tiny_checkpoint(tmp_path / "mem.fbpmodel")))
+    name = backends.onnx_cache_name(model, card, None)
+    assert name.startswith("mem.") and name.endswith(".onnx") and len(name) == len("mem.") + 16 + 5
+    assert backends.onnx_cache_name(model, card, None) == name
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert backends.onnx_cache_name(model, card, None) != name
+
+
+@pytest.mark.slow
+def test_fbp_unet_onnx_matches_torch(tmp_path):
+    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
+
+    model = fbp_unet_with_stats(seed=4)
+    path = tmp_path / "unet.fbpmodel"
+    card = ModelCard(name="unet", provenance={"trained_on": "untrained random weights"})
+    save_checkpoint(path, model, card)
+    onnx = make_backend(model, ModelCard(name="unet"), str(path), backend="onnx")
+    ref = make_backend(model, ModelCard(name="unet"), str(path), backend="torch", device="cpu")
+    for shape in [(1, 64, 64), (2, 48, 80)]:
+        batch = _batch(*shape, seed=2)
+        _agree(onnx(batch), ref(batch))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_backend_matches_cpu_within_mixed_precision_tolerance(tmp_path):
+    model, card, where = load_model(str(tiny_checkpoint(tmp_path / "t.fbpmodel")))
+    cpu = make_backend(model, card, where, backend="torch", device="cpu")(_batch(2, 64, 64))
+    gpu_backend = make_backend(model, card, where)
+    assert gpu_backend.device == "cuda" and gpu_backend.reason.startswith("CUDA: ")
+    gpu = gpu_backend(_batch(2, 64, 64))
+    assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
+    assert np.abs(gpu - cpu).max() < 0.05  # bf16/fp16 autocast
+    assert (gpu.argmax(1) == cpu.argmax(1)).mean() > 0.95

@@ -1,0 +1,102 @@
+"""The models folder: list, add (copy ours, import the authors'), resolve names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fbp_landcover.engine import registry
+from fbp_landcover.engine.checkpoints import ModelCard, file_sha256, load_model
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.models import build_model
+from tests.models import authors_checkpoint, tiny_checkpoint
+
+
+def test_default_folder_from_environment_or_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("FBP_LANDCOVER_MODELS", str(tmp_path / "env_models"))
+    assert registry.default_models_dir() == tmp_path / "env_models"
+    monkeypatch.delenv("FBP_LANDCOVER_MODELS")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = tmp_path / "home" / ".local" / "share" / "fbp_landcover" / "models"
+    assert registry.default_models_dir() == expected
+
+
+def test_empty_or_missing_folder_lists_nothing(tmp_path):
+    assert registry.list_models(tmp_path / "none") == []
+    assert registry.list_models(tmp_path) == []
+
+
+def test_add_list_resolve_and_load_by_name(tmp_path):
+    folder = tmp_path / "models"
+    src = tiny_checkpoint(tmp_path / "tiny.fbpmodel")
+    path = registry.add_model(src, folder)
+    assert path == folder / "tiny.fbpmodel"
+    assert file_sha256(path) == file_sha256(src)
+    other = registry.add_model(src, folder, name="Second-1")
+    (folder / "notes.fbpmodel").write_text("not a model")  # unreadable files are skipped in the list
+    listed = registry.list_models(folder)
+    assert [(name, p) for name, _card, p in listed] == [("Second-1", other), ("tiny", path)]
+    assert all(card.architecture == "smp" for _n, card, _p in listed)
+    assert registry.resolve("tiny", folder) == path
+    assert registry.resolve("second-1", folder) == other  # case-insensitive fallback
+    assert registry.resolve(str(src), folder) == src
+    model, card, where = load_model("tiny", folder)
+    assert where == str(path) and card.name == "tiny" and not model.training
+
+
+def test_add_refuses_to_overwrite_unless_asked(tmp_path):
+    folder = tmp_path / "models"
+    registry.add_model(tiny_checkpoint(tmp_path / "a" / "m.fbpmodel", seed=1), folder)
+    newer = tiny_checkpoint(tmp_path / "b" / "m.fbpmodel", seed=2)
+    with pytest.raises(FbpError, match="'m' already exists"):
+        registry.add_model(newer, folder)
+    path = registry.add_model(newer, folder, overwrite=True)
+    assert file_sha256(path) == file_sha256(newer)
+
+
+def test_add_imports_an_authors_checkpoint(tmp_path):
+    folder = tmp_path / "models"
+    state = build_model(ModelCard(name="u")).state_dict()
+    src = authors_checkpoint(tmp_path / "unet_guangzhou.pth.tar", state, prefix="module.")
+    path = registry.add_model(src, folder)
+    assert path == folder / "unet_guangzhou.fbpmodel"
+    [(name, card, listed)] = registry.list_models(folder)
+    assert (name, listed) == ("unet_guangzhou", path)
+    assert card.architecture == "fbp_unet" and card.sensor == "sentinel2" and card.stats.source == "guangzhou"
+    assert card.provenance["sha256"] == file_sha256(src)
+
+
+def test_add_refuses_files_that_are_not_models_and_bad_names(tmp_path):
+    text = tmp_path / "readme.txt"
+    text.write_text("hello")
+    with pytest.raises(FbpError, match="not a model checkpoint"):
+        registry.add_model(text, tmp_path / "models")
+    with pytest.raises(FbpError, match="does not exist"):
+        registry.add_model(tmp_path / "missing.fbpmodel", tmp_path / "models")
+    src = tiny_checkpoint(tmp_path / "t.fbpmodel")
+    with pytest.raises(FbpError, match="cannot be used as a file name"):
+        registry.add_model(src, tmp_path / "models", name="../escape")
+    assert not (tmp_path / "escape.fbpmodel").exists()
+
+
+def test_unknown_name_lists_the_known_ones(tmp_path):
+    folder = tmp_path / "models"
+    registry.add_model(tiny_checkpoint(tmp_path / "alpha.fbpmodel"), folder)
+    registry.add_model(tiny_checkpoint(tmp_path / "beta.fbpmodel"), folder)
+    with pytest.raises(FbpError, match=r"no model named 'gamma' in .*known models: alpha, beta"):
+        registry.resolve("gamma", folder)
+    with pytest.raises(FbpError, match=r"model file .*gamma\.fbpmodel does not exist.*alpha, beta"):
+        registry.resolve(str(tmp_path / "gamma.fbpmodel"), folder)
+    with pytest.raises(FbpError, match="known models: none"):
+        registry.resolve("gamma", tmp_path / "empty")
+
+
+def test_models_folder_from_environment(tmp_path, monkeypatch):
+    folder = tmp_path / "env"
+    monkeypatch.setenv("FBP_LANDCOVER_MODELS", str(folder))
+    path = registry.add_model(tiny_checkpoint(tmp_path / "e.fbpmodel"))
+    assert path == folder / "e.fbpmodel"
+    assert registry.resolve("e") == path
+    assert [n for n, _c, _p in registry.list_models()] == ["e"]
+    assert isinstance(path, Path)
