@@ -333,5 +333,5 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
     listing = ", ".join(f"{c}" for c in interp)
     raise FbpError(
         f"Cannot tell which sensor made {path} ({n} bands of {dtype}, colour interpretation {listing}); "
-        f"choose one with --sensor: {_choices()}."
+        f"choose its sensor profile (the Sensor box in QGIS, --sensor on the command line): {_choices()}."
     )

@@ -1,0 +1,41 @@
+"""The house rules: the engine never imports QGIS or Qt, and loading the plugin imports nothing heavy."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("qgis", "PyQt5", "PyQt6", "PySide2", "PySide6", "sip")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level >= 2 and (node.module or "").startswith("plugin"):
+                names.add("plugin")
+            names.add(node.module or "")
+    return names
+
+
+def test_engine_never_imports_qgis_qt_or_the_plugin():
+    offenders = []
+    files = sorted((ROOT / "engine").rglob("*.py"))
+    assert len(files) > 10
+    for path in files:
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top in FORBIDDEN or name.startswith("fbp_landcover.plugin") or top == "plugin":
+                offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []
+
+
+def test_importing_the_engine_cli_and_mapping_loads_no_qt_and_no_torch():
+    code = ("import sys, fbp_landcover, fbp_landcover.engine.mapping, fbp_landcover.engine.cli;"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('qgis','PyQt5','torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

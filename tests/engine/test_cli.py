@@ -1,0 +1,56 @@
+"""The command line: exit codes, one-sentence errors without tracebacks, and a real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from osgeo import gdal
+
+from tests.models import tiny_checkpoint
+from tests.rasters import random_scene, write_raster
+
+CLI = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "fbp-landcover")
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([CLI, "--quiet", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_map_info_and_models(tmp_path):
+    model = tiny_checkpoint(tmp_path / "tiny.fbpmodel")
+    src = write_raster(tmp_path / "gf2.tif", random_scene(70, 90, dtype="uint16"))
+    run = cli("map", src, "--sensor", "gaofen2", "--model", model, "-o", tmp_path / "m.tif",
+              "--areas", tmp_path / "a.csv")
+    assert run.returncode == 0, run.stderr
+    assert "Land-cover map:" in run.stdout and "gaofen2" in run.stdout
+    assert gdal.Open(str(tmp_path / "m.tif")).RasterXSize == 90
+    assert (tmp_path / "a.csv").read_text().startswith("index,name,hex,pixels")
+
+    again = cli("map", src, "--sensor", "gaofen2", "--model", model, "-o", tmp_path / "m.tif")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr and "Traceback" not in again.stderr
+
+    info = cli("info", src, "--sensor", "gaofen2", "--json")
+    assert info.returncode == 0, info.stderr
+    facts = json.loads(info.stdout)
+    assert facts["sensor"] == "gaofen2" and facts["windows"]["total"] == 1
+
+    models = tmp_path / "models"
+    imp = cli("models", "--models-dir", models, "import", model, "--name", "tiny")
+    assert imp.returncode == 0, imp.stderr
+    listing = cli("models", "--models-dir", models, "list")
+    assert listing.stdout.startswith("tiny\t")
+    by_name = cli("map", src, "--sensor", "gaofen2", "--model", "tiny", "--models-dir", models,
+                  "-o", tmp_path / "n.tif")
+    assert by_name.returncode == 0, by_name.stderr
+
+
+def test_errors_are_one_sentence_and_exit_1(tmp_path):
+    run = cli("map", tmp_path / "nope.tif", "--model", tmp_path / "x.fbpmodel", "-o", tmp_path / "o.tif")
+    assert run.returncode == 1
+    assert run.stderr.startswith("fbp-landcover: ") and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    usage = cli("map")
+    assert usage.returncode == 2
