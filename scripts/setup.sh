@@ -45,8 +45,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing pinned Python packages (about 30 s)"
   # Keep the pins for every later pip call in this venv too.
   printf '[install]\nconstraint = %s\n' "$ROOT/scripts/constraints.txt" > "$VENV/pip.conf"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c "$ROOT/scripts/constraints.txt" -r "$ROOT/scripts/requirements.txt"
+  # pip's log goes to a file (this machine's pip configuration adds noisy index warnings); shown on failure.
+  if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+      -c "$ROOT/scripts/constraints.txt" -r "$ROOT/scripts/requirements.txt" > "$VENV/pip-install.log" 2>&1; then
+    cat "$VENV/pip-install.log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 
