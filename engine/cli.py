@@ -87,18 +87,19 @@ def cmd_info(args, progress) -> int:
     with open_input(args.image if len(args.image) > 1 else args.image[0], profile,
                     working_gsd=args.gsd) as inp:
         info = inp.describe()
-        window, overlap = 512, 64
-        from .tiling import axis_starts
-
-        nx, ny = len(axis_starts(inp.width, window, overlap)), len(axis_starts(inp.height, window, overlap))
         from .predict import PredictSettings
+        from .tiling import axis_starts, choose_window
 
-        panel = PredictSettings(window=window, overlap=overlap).panel_width(inp.width)
-        acc_mb = 25 * 4 * window * min(inp.width, panel + window) / 2**20
+        overlap = 64
+        wx, wy = choose_window(inp.width, overlap, 32), choose_window(inp.height, overlap, 32)
+        nx, ny = len(axis_starts(inp.width, wx, overlap)), len(axis_starts(inp.height, wy, overlap))
+        settings = PredictSettings(window=wx, window_y=wy, overlap=overlap)
+        acc_mb = 25 * 4 * wy * min(inp.width, settings.panel_width(inp.width) + wx) / 2**20
         info.update({
             "sensor": profile.name, "sensor_reason": reason,
-            "windows": {"window": window, "overlap": overlap, "columns": nx, "rows": ny, "total": nx * ny},
-            "memory_estimate_mb": round(acc_mb + 400, 0),
+            "windows": {"window": [wx, wy], "overlap": overlap, "columns": nx, "rows": ny, "total": nx * ny,
+                        "computed_pixels_ratio": round(nx * wx * ny * wy / (inp.width * inp.height), 3)},
+            "memory_estimate_mb": round(acc_mb + 400),
         })
     if args.json:
         print(json.dumps(info, indent=2, default=str))

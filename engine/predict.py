@@ -33,16 +33,21 @@ BlockSink = Callable[[int, int, np.ndarray, "np.ndarray | None"], None]
 
 @dataclass(frozen=True)
 class PredictSettings:
-    window: int = 512
+    window: int = 512  # columns (and rows, unless window_y is given)
     overlap: int = 64
+    window_y: int | None = None
     batch_size: int = 4
     stitch: str = "blend"  # "blend" | "centre-crop"
     memory_budget_mb: int = 640  # for the blending accumulator
     confidence: bool = False
 
+    @property
+    def rows(self) -> int:
+        return self.window_y or self.window
+
     def panel_width(self, width: int) -> int:
         """Output columns per panel so that the accumulator fits the memory budget."""
-        per_column = NUM_OUTPUTS * 4 * self.window
+        per_column = NUM_OUTPUTS * 4 * self.rows
         span = max(self.window * 2, self.memory_budget_mb * 2**20 // per_column)
         return max(self.window, min(width, span - self.window))
 
@@ -95,11 +100,11 @@ def _run_batches(windows, read, backend, batch_size: int, progress: Progress, co
 
 
 def _predict_blend(inp, backend, stats, settings, sink, progress) -> None:
-    W, H, win, ov = inp.width, inp.height, settings.window, settings.overlap
+    W, H, win, winy, ov = inp.width, inp.height, settings.window, settings.rows, settings.overlap
     normalise = _normaliser(stats)
-    xs_all, ys = axis_starts(W, win, ov), axis_starts(H, win, ov)
-    sx, sy = axis_weight_sum(W, win, ov), axis_weight_sum(H, win, ov)
-    wy = [axis_weights(win, ov, k == 0, k == len(ys) - 1) for k in range(len(ys))]
+    xs_all, ys = axis_starts(W, win, ov), axis_starts(H, winy, ov)
+    sx, sy = axis_weight_sum(W, win, ov), axis_weight_sum(H, winy, ov)
+    wy = [axis_weights(winy, ov, k == 0, k == len(ys) - 1) for k in range(len(ys))]
     panel = settings.panel_width(W)
     panels = [(p, min(W, p + panel)) for p in range(0, W, panel)]
     plan = []
@@ -111,7 +116,7 @@ def _predict_blend(inp, backend, stats, settings, sink, progress) -> None:
 
     def read(wnd):
         x, y = wnd[1], wnd[2]
-        data, valid = inp.read(x, y, win, win)
+        data, valid = inp.read(x, y, win, winy)
         data = normalise(data)
         data[:, ~valid] = 0.0  # nodata and outside: the scene's mean, so it does not sway its neighbours
         return data
@@ -119,28 +124,36 @@ def _predict_blend(inp, backend, stats, settings, sink, progress) -> None:
     for px0, px1, cols in plan:
         span0 = xs_all[cols[0]]
         span = xs_all[cols[-1]] + win - span0
-        acc = np.zeros((NUM_OUTPUTS, win, span), dtype=np.float32)  # ring buffer over rows
+        acc = np.zeros((NUM_OUTPUTS, winy, span), dtype=np.float32)  # ring buffer over rows
         wx = {k: axis_weights(win, ov, k == 0, k == len(xs_all) - 1) for k in cols}
+        weights: dict[tuple, np.ndarray] = {}  # a window's 2-D weight depends only on which edges it touches
         done_to = 0  # output rows below this are written
         for r, y0 in enumerate(ys):
             windows = [(k, xs_all[k], y0) for k in cols]
             for (k, x0, _), probs in _run_batches(windows, read, backend, settings.batch_size,
                                                   progress, counter, total):
-                weight = (wy[r][:, None] * wx[k][None, :]).astype(np.float32)
-                for ring0, src0, n in _ring_slices(y0, win, win):
+                edges = (r == 0, r == len(ys) - 1, k == 0, k == len(xs_all) - 1)
+                weight = weights.get(edges)
+                if weight is None:
+                    weight = weights[edges] = (wy[r][:, None] * wx[k][None, :]).astype(np.float32)
+                for ring0, src0, n in _ring_slices(y0, winy, winy):
                     c0 = x0 - span0
                     acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n] * weight[src0 : src0 + n]
             # rows [done_to, next start) are final
             end = ys[r + 1] if r + 1 < len(ys) else H
             if end > done_to:
-                _flush(acc, inp, done_to, end, win, px0, px1, span0, sx, sy, settings, sink)
+                _flush(acc, inp, done_to, end, winy, px0, px1, span0, sx, sy, settings, sink)
                 done_to = end
         progress.check()
 
 
-def _flush(acc, inp, y_a, y_b, win, px0, px1, span0, sx, sy, settings, sink) -> None:
-    """Normalise, classify and hand over rows [y_a, y_b) of panel columns [px0, px1), then clear them."""
-    for ring0, src0, n in _ring_slices(y_a, y_b - y_a, win):
+def _flush(acc, inp, y_a, y_b, win, px0, px1, span0, sx, sy, settings, sink, chunk: int = 64) -> None:
+    """Normalise, classify and hand over rows [y_a, y_b) of panel columns [px0, px1), then clear them.
+
+    Rows go out in chunks of at most ``chunk`` rows so the temporaries stay small on wide panels."""
+    pieces = [(r0 + k, s0 + k, min(chunk, n - k))
+              for r0, s0, n in _ring_slices(y_a, y_b - y_a, win) for k in range(0, n, chunk)]
+    for ring0, src0, n in pieces:
         y = y_a + src0
         block = acc[:, ring0 : ring0 + n, px0 - span0 : px1 - span0]
         norm = (sy[y : y + n, None] * sx[None, px0:px1]).astype(np.float32)

@@ -53,3 +53,27 @@ def axis_weight_sum(length: int, window: int, overlap: int) -> np.ndarray:
 def centre_crop_grid(length: int, keep: int = 256) -> int:
     """Number of reference-scheme windows along an axis: each keeps ``keep`` central pixels."""
     return -(-length // keep)
+
+
+def windows_needed(length: int, window: int, overlap: int) -> int:
+    return len(axis_starts(length, window, overlap))
+
+
+def choose_window(length: int, overlap: int, multiple: int, low: int = 384, high: int = 1024) -> int:
+    """The window size along one axis that computes the fewest pixels for ``length``.
+
+    Candidates are multiples of ``multiple`` between ``low`` and ``high``; an axis shorter than ``low``
+    gets one window just covering it. The computed length ``windows × window`` is minimised (the grid is
+    separable, so minimising each axis minimises the area); ties go to the larger window (fewer calls).
+    """
+    covering = -(-max(length, overlap + 1) // multiple) * multiple
+    if covering <= low:
+        return covering
+    best = None
+    for w in range(-(-low // multiple) * multiple, high + 1, multiple):
+        if w <= overlap:
+            continue
+        cost = windows_needed(length, w, overlap) * w
+        if best is None or cost < best[0] or (cost == best[0] and w > best[1]):
+            best = (cost, w)
+    return best[1] if best else covering

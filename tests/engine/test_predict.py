@@ -133,6 +133,16 @@ def test_blend_of_a_per_pixel_model_equals_the_direct_per_pixel_map(h, w, window
     assert ours.min() >= 1 and ours.max() <= 24
 
 
+def test_rectangular_windows_blend_seamlessly():
+    image = smooth_image(150, 90, seed=7)
+    model = PixelModel(seed=4)
+    ours, _ = run(ArrayInput(image), model, window=64, window_y=96, overlap=16)
+    mean = np.array(STATS.mean, np.float32)[:, None, None]
+    std = np.array(STATS.std, np.float32)[:, None, None]
+    direct, _ = classes_and_confidence(model(((image - mean) / std)[None])[0], False)
+    np.testing.assert_array_equal(ours, direct)
+
+
 def test_panels_do_not_change_the_map():
     """A tiny memory budget forces many column panels; the result is identical to one panel."""
     image = smooth_image(96, 700, seed=5)

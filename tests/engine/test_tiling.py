@@ -56,3 +56,26 @@ def test_weights_are_flat_at_raster_edges_and_ramp_inside():
     a = axis_weights(8, 4, True, False)[4:]
     b = axis_weights(8, 4, False, True)[:4]
     np.testing.assert_allclose(a + b, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 20000), multiple=st.sampled_from([16, 32]), overlap=st.sampled_from([0, 32, 64]))
+def test_choose_window_computes_the_fewest_pixels(length, multiple, overlap):
+    from fbp_landcover.engine.tiling import choose_window, windows_needed
+
+    w = choose_window(length, overlap, multiple, low=384, high=1024)
+    assert w % multiple == 0 and w > overlap
+    if length <= 384:
+        assert w == -(-max(length, overlap + 1) // multiple) * multiple  # one window just covering it
+        return
+    cost = windows_needed(length, w, overlap) * w
+    for other in range(384, 1025, multiple):
+        if other > overlap:
+            assert cost <= windows_needed(length, other, overlap) * other
+
+
+def test_choose_window_for_a_2048_axis():
+    from fbp_landcover.engine.tiling import choose_window
+
+    # 3 windows of 736 with 64 overlap cover 2048 (computing 2208 px) where 512 windows need 5 (2560 px).
+    assert choose_window(2048, 64, 32) == 736
