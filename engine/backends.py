@@ -57,14 +57,15 @@ class TorchBackend(Backend):
         self._device = torch.device(device)
         self.model = model.eval().to(self._device)
         self._amp_dtype = None
+        # On a GPU the prediction loop keeps blending on the device (engine.predict._DeviceOps).
+        self.device_blend = device == "cuda"
         if device == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def device_probabilities(self, x: Any) -> Any:
+        """Normalised float32 tensor (N,4,h,w) on this backend's device -> softmax probabilities there."""
         torch = self._torch
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        x = x.to(self._device, non_blocking=True)
         with torch.inference_mode():
             if self._amp_dtype is not None:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -72,8 +73,11 @@ class TorchBackend(Backend):
                     logits = self.model(x)
             else:
                 logits = self.model(x)
-            probs = torch.softmax(logits.float(), dim=1)
-        return probs.cpu().numpy()
+            return torch.softmax(logits.float(), dim=1)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return self.device_probabilities(x.to(self._device, non_blocking=True)).cpu().numpy()
 
 
 class OnnxBackend(Backend):

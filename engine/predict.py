@@ -1,8 +1,9 @@
 """Streaming prediction: windows of the raster -> model -> blended class and confidence rows.
 
 Memory does not grow with the raster: the raster is processed in column panels no wider than a
-memory budget allows, and within a panel one band of ``window`` rows of blended class
-probabilities is kept in a ring buffer; rows are written out as soon as no later window touches them.
+memory budget allows, and within a panel one band of window rows of blended class probabilities is
+kept in a ring buffer; rows are handed to the writer as soon as no later window touches them.
+A reader thread reads and prepares the next batch of windows while the model runs on the current one.
 
 Two stitching modes:
 - ``blend`` (default): overlapping windows, probabilities weighted by smooth separable ramps
@@ -10,12 +11,17 @@ Two stitching modes:
 - ``centre-crop``: the authors' reference scheme, reproduced pixel for pixel: the 0..1 image is
   zero-padded by 128 pixels on the top and left (before normalisation), 512 windows at stride 256,
   only the central 256x256 of each window kept, argmax over channels 1..24.
+
+On a GPU (a backend with ``device_blend``), normalisation, the model, the blending and the
+class/confidence computation all stay on the device; only the raw window values go up and uint8
+classes (and float confidences) come back — no per-window host round trip of 25 probability maps.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,101 +71,166 @@ def classes_and_confidence(probs: np.ndarray, want_confidence: bool) -> tuple[np
     return classes, np.clip(1.0 - entropy, 0.0, 1.0).astype(np.float32)
 
 
+class _HostOps:
+    """Blending with numpy on the host; the backend takes and returns numpy arrays."""
+
+    def __init__(self, backend, stats: Stats) -> None:
+        self.backend = backend
+        self.mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
+        self.inv_std = (1.0 / np.asarray(stats.std, dtype=np.float32))[:, None, None]
+
+    def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool) -> np.ndarray:
+        x = (data - self.mean) * self.inv_std
+        if fill_invalid:
+            x[:, ~valid] = 0.0  # nodata and outside: the scene's mean, so it does not sway its neighbours
+        return x
+
+    def run(self, batch: list[np.ndarray]):
+        return self.backend(np.stack(batch))
+
+    def zeros(self, shape):
+        return np.zeros(shape, dtype=np.float32)
+
+    def weight(self, w: np.ndarray):
+        return w.astype(np.float32)
+
+    def classify(self, probs, want_conf: bool):
+        return classes_and_confidence(probs, want_conf)
+
+
+class _DeviceOps:
+    """Blending with torch on the backend's device (a GPU): only uint8 classes come back per block."""
+
+    def __init__(self, backend, stats: Stats) -> None:
+        from .torch_import import import_torch
+
+        self.torch = torch = import_torch()
+        self.backend = backend
+        self.device = torch.device(backend.device)
+        self.mean = torch.tensor(stats.mean, dtype=torch.float32, device=self.device)[:, None, None]
+        self.inv_std = 1.0 / torch.tensor(stats.std, dtype=torch.float32, device=self.device)[:, None, None]
+        self.pin = self.device.type == "cuda"
+
+    def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool):
+        return (data, valid, fill_invalid)  # normalised on the device, batched, in run()
+
+    def run(self, batch):
+        torch = self.torch
+        data = torch.from_numpy(np.stack([b[0] for b in batch]))
+        valid = torch.from_numpy(np.stack([b[1] for b in batch]))
+        if self.pin:
+            data, valid = data.pin_memory(), valid.pin_memory()
+        x = (data.to(self.device, non_blocking=True) - self.mean) * self.inv_std
+        if batch[0][2]:
+            x = x * valid.to(self.device, non_blocking=True)[:, None]
+        return self.backend.device_probabilities(x)
+
+    def zeros(self, shape):
+        return self.torch.zeros(shape, dtype=self.torch.float32, device=self.device)
+
+    def weight(self, w: np.ndarray):
+        return self.torch.from_numpy(w.astype(np.float32)).to(self.device)
+
+    def classify(self, probs, want_conf: bool):
+        torch = self.torch
+        classes = (torch.argmax(probs[1:], dim=0) + 1).to(torch.uint8).cpu().numpy()
+        if not want_conf:
+            return classes, None
+        p = torch.clamp(probs, 1e-12, 1.0)
+        entropy = -(probs * torch.log2(p)).sum(dim=0) / LOG2_CLASSES
+        return classes, torch.clamp(1.0 - entropy, 0.0, 1.0).float().cpu().numpy()
+
+
 def predict(inp, backend, stats: Stats, settings: PredictSettings, sink: BlockSink,
             progress: Progress | None = None) -> None:
     """Map ``inp`` (a ModelInput) with ``backend`` and hand finished blocks to ``sink``."""
     progress = progress or Progress()
-    if settings.stitch == "blend":
-        _predict_blend(inp, backend, stats, settings, sink, progress)
-    elif settings.stitch == "centre-crop":
-        _predict_centre_crop(inp, backend, stats, settings, sink, progress)
-    else:
-        raise ValueError(f"unknown stitch mode {settings.stitch!r}")
+    ops = _DeviceOps(backend, stats) if getattr(backend, "device_blend", False) else _HostOps(backend, stats)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fbp-reader") as reader:
+        if settings.stitch == "blend":
+            _predict_blend(inp, ops, settings, sink, progress, reader)
+        elif settings.stitch == "centre-crop":
+            _predict_centre_crop(inp, ops, settings, sink, progress, reader)
+        else:
+            raise ValueError(f"unknown stitch mode {settings.stitch!r}")
 
 
-def _normaliser(stats: Stats):
-    mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
-    inv_std = (1.0 / np.asarray(stats.std, dtype=np.float32))[:, None, None]
+def _run_batches(windows, read, ops, batch_size: int, progress: Progress, counter: list[int], total: int,
+                 reader: ThreadPoolExecutor):
+    """Yield (window, valid, probs) per window, a batch at a time; the next batch is read meanwhile."""
+    chunks = [windows[i : i + batch_size] for i in range(0, len(windows), batch_size)]
 
-    def normalise(x: np.ndarray) -> np.ndarray:
-        return (x - mean) * inv_std
+    def read_chunk(chunk):
+        return [read(w) for w in chunk]
 
-    return normalise
-
-
-def _run_batches(windows, read, backend, batch_size: int, progress: Progress, counter: list[int], total: int):
-    """Yield (window, probs) for each window, running the backend a batch at a time."""
-    for i in range(0, len(windows), batch_size):
-        chunk = windows[i : i + batch_size]
-        batch = np.stack([read(wnd) for wnd in chunk])
+    pending = reader.submit(read_chunk, chunks[0]) if chunks else None
+    for i, chunk in enumerate(chunks):
+        items = pending.result()
+        pending = reader.submit(read_chunk, chunks[i + 1]) if i + 1 < len(chunks) else None
         progress.check()
-        probs = backend(batch)
-        yield from zip(chunk, probs, strict=True)
+        probs = ops.run([x for x, _ in items])
+        for k, wnd in enumerate(chunk):
+            yield wnd, items[k][1], probs[k]
         counter[0] += len(chunk)
         progress(counter[0] / total, f"Mapping: window {counter[0]} of {total}")
 
 
-def _predict_blend(inp, backend, stats, settings, sink, progress) -> None:
+def _predict_blend(inp, ops, settings, sink, progress, reader) -> None:
     W, H, win, winy, ov = inp.width, inp.height, settings.window, settings.rows, settings.overlap
-    normalise = _normaliser(stats)
     xs_all, ys = axis_starts(W, win, ov), axis_starts(H, winy, ov)
     sx, sy = axis_weight_sum(W, win, ov), axis_weight_sum(H, winy, ov)
     wy = [axis_weights(winy, ov, k == 0, k == len(ys) - 1) for k in range(len(ys))]
     panel = settings.panel_width(W)
-    panels = [(p, min(W, p + panel)) for p in range(0, W, panel)]
     plan = []
-    for px0, px1 in panels:
-        cols = [k for k, s in enumerate(xs_all) if s < px1 and s + win > px0]
-        plan.append((px0, px1, cols))
+    for px0 in range(0, W, panel):
+        px1 = min(W, px0 + panel)
+        plan.append((px0, px1, [k for k, s in enumerate(xs_all) if s < px1 and s + win > px0]))
     total = sum(len(cols) for _, _, cols in plan) * len(ys)
     counter = [0]
 
     def read(wnd):
-        x, y = wnd[1], wnd[2]
-        data, valid = inp.read(x, y, win, winy)
-        data = normalise(data)
-        data[:, ~valid] = 0.0  # nodata and outside: the scene's mean, so it does not sway its neighbours
-        return data
+        data, valid = inp.read(wnd[1], wnd[2], win, winy)
+        return ops.prepare(data, valid, True), valid
 
     for px0, px1, cols in plan:
         span0 = xs_all[cols[0]]
         span = xs_all[cols[-1]] + win - span0
-        acc = np.zeros((NUM_OUTPUTS, winy, span), dtype=np.float32)  # ring buffer over rows
+        acc = ops.zeros((NUM_OUTPUTS, winy, span))  # ring buffer over rows
+        valid_ring = np.zeros((winy, span), dtype=bool)
         wx = {k: axis_weights(win, ov, k == 0, k == len(xs_all) - 1) for k in cols}
-        weights: dict[tuple, np.ndarray] = {}  # a window's 2-D weight depends only on which edges it touches
+        weights: dict[tuple, object] = {}  # a window's 2-D weight depends only on which edges it touches
         done_to = 0  # output rows below this are written
         for r, y0 in enumerate(ys):
             windows = [(k, xs_all[k], y0) for k in cols]
-            for (k, x0, _), probs in _run_batches(windows, read, backend, settings.batch_size,
-                                                  progress, counter, total):
+            for (k, x0, _), valid, probs in _run_batches(windows, read, ops, settings.batch_size,
+                                                         progress, counter, total, reader):
                 edges = (r == 0, r == len(ys) - 1, k == 0, k == len(xs_all) - 1)
                 weight = weights.get(edges)
                 if weight is None:
-                    weight = weights[edges] = (wy[r][:, None] * wx[k][None, :]).astype(np.float32)
+                    weight = weights[edges] = ops.weight(wy[r][:, None] * wx[k][None, :])
+                c0 = x0 - span0
                 for ring0, src0, n in _ring_slices(y0, winy, winy):
-                    c0 = x0 - span0
                     acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n] * weight[src0 : src0 + n]
-            # rows [done_to, next start) are final
-            end = ys[r + 1] if r + 1 < len(ys) else H
+                    valid_ring[ring0 : ring0 + n, c0 : c0 + win] = valid[src0 : src0 + n]
+            end = ys[r + 1] if r + 1 < len(ys) else H  # rows [done_to, end) are final
             if end > done_to:
-                _flush(acc, inp, done_to, end, winy, px0, px1, span0, sx, sy, settings, sink)
+                _flush(ops, acc, valid_ring, done_to, end, winy, px0, px1, span0, sx, sy, settings, sink)
                 done_to = end
         progress.check()
 
 
-def _flush(acc, inp, y_a, y_b, win, px0, px1, span0, sx, sy, settings, sink, chunk: int = 64) -> None:
+def _flush(ops, acc, valid_ring, y_a, y_b, rows, px0, px1, span0, sx, sy, settings, sink, chunk=64) -> None:
     """Normalise, classify and hand over rows [y_a, y_b) of panel columns [px0, px1), then clear them.
 
     Rows go out in chunks of at most ``chunk`` rows so the temporaries stay small on wide panels."""
     pieces = [(r0 + k, s0 + k, min(chunk, n - k))
-              for r0, s0, n in _ring_slices(y_a, y_b - y_a, win) for k in range(0, n, chunk)]
+              for r0, s0, n in _ring_slices(y_a, y_b - y_a, rows) for k in range(0, n, chunk)]
     for ring0, src0, n in pieces:
         y = y_a + src0
         block = acc[:, ring0 : ring0 + n, px0 - span0 : px1 - span0]
-        norm = (sy[y : y + n, None] * sx[None, px0:px1]).astype(np.float32)
-        probs = block / norm
-        classes, conf = classes_and_confidence(probs, settings.confidence)
-        _, valid = inp.read(px0, y, px1 - px0, n)
+        norm = ops.weight(sy[y : y + n, None] * sx[None, px0:px1])
+        classes, conf = ops.classify(block / norm, settings.confidence)
+        valid = valid_ring[ring0 : ring0 + n, px0 - span0 : px1 - span0]
         classes[~valid] = 0
         if conf is not None:
             conf[~valid] = -1.0
@@ -178,17 +249,16 @@ def _ring_slices(y0: int, n: int, size: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _predict_centre_crop(inp, backend, stats, settings, sink, progress) -> None:
+def _predict_centre_crop(inp, ops, settings, sink, progress, reader) -> None:
     """The reference scheme: 512 windows, stride 256, central 256x256 kept, zero padding before normalising."""
     keep, win, pad = 256, 512, 128
     W, H = inp.width, inp.height
-    normalise = _normaliser(stats)
     nx, ny = -(-W // keep), -(-H // keep)
     total, counter = nx * ny, [0]
 
     def read(wnd):
-        data, _ = inp.read(wnd[1], wnd[2], win, win)  # zeros outside the raster, as the reference pads
-        return normalise(data)
+        data, valid = inp.read(wnd[1], wnd[2], win, win)  # zeros outside the raster, as the reference pads
+        return ops.prepare(data, valid, False), valid
 
     for i in range(ny):
         y = i * keep
@@ -196,17 +266,17 @@ def _predict_centre_crop(inp, backend, stats, settings, sink, progress) -> None:
         windows = [(j, j * keep - pad, y - pad) for j in range(nx)]
         row_classes = np.zeros((h, W), dtype=np.uint8)
         row_conf = np.zeros((h, W), dtype=np.float32) if settings.confidence else None
-        for (j, _, _), probs in _run_batches(windows, read, backend, settings.batch_size,
-                                             progress, counter, total):
+        row_valid = np.zeros((h, W), dtype=bool)
+        for (j, _, _), valid, probs in _run_batches(windows, read, ops, settings.batch_size,
+                                                    progress, counter, total, reader):
             x = j * keep
             w = min(keep, W - x)
-            centre = probs[:, pad : pad + h, pad : pad + w]
-            classes, conf = classes_and_confidence(centre, settings.confidence)
+            classes, conf = ops.classify(probs[:, pad : pad + h, pad : pad + w], settings.confidence)
             row_classes[:, x : x + w] = classes
+            row_valid[:, x : x + w] = valid[pad : pad + h, pad : pad + w]
             if row_conf is not None:
                 row_conf[:, x : x + w] = conf
-        _, valid = inp.read(0, y, W, h)
-        row_classes[~valid] = 0
+        row_classes[~row_valid] = 0
         if row_conf is not None:
-            row_conf[~valid] = -1.0
+            row_conf[~row_valid] = -1.0
         sink(0, y, row_classes, row_conf)

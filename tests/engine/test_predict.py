@@ -180,3 +180,36 @@ def test_reads_are_bounded_by_the_window():
     inp = ArrayInput(image)
     run(inp, PixelModel(), window=64, overlap=16)
     assert max(w * h for _, _, w, h in inp.reads) <= 300 * 64
+
+
+class TorchPixelBackend:
+    """A torch 'backend' on the CPU that asks for device-side blending, as a CUDA backend does."""
+
+    device = "cpu"
+    device_blend = True
+
+    def __init__(self, model: PixelModel):
+        from fbp_landcover.engine.torch_import import import_torch
+
+        self.torch = import_torch()
+        self.model = model
+
+    def device_probabilities(self, x):
+        probs = self.model(x.numpy())
+        return self.torch.from_numpy(probs)
+
+
+def test_device_side_blending_equals_host_blending():
+    """The GPU path (normalise, blend, classify on the device) gives the host path's map and confidence."""
+    image = smooth_image(150, 170, seed=9)
+    valid = np.ones((150, 170), bool)
+    valid[5:20, 100:160] = False
+    model = PixelModel(seed=5)
+    host, hc = run(ArrayInput(image, valid), model, window=64, window_y=96, overlap=16, confidence=True)
+    dev, dc = run(ArrayInput(image, valid), TorchPixelBackend(model), window=64, window_y=96, overlap=16,
+                  confidence=True)
+    np.testing.assert_array_equal(host, dev)
+    np.testing.assert_allclose(hc, dc, atol=1e-5)
+    cc_host, _ = run(ArrayInput(image), model, stitch="centre-crop")
+    cc_dev, _ = run(ArrayInput(image), TorchPixelBackend(model), stitch="centre-crop")
+    np.testing.assert_array_equal(cc_host, cc_dev)
