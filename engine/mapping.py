@@ -146,8 +146,8 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             from .training.adapt import quick_adapt_for_mapping
 
             adapt_span = (0.05, 0.45)
-            model, card = quick_adapt_for_mapping(model, card, inp, stats, req.adapt,
-                                                  prog.stage(*adapt_span))
+            options = {"model_path": str(model_path), **req.adapt}  # finds the checkpoint's source memory
+            model, card = quick_adapt_for_mapping(model, card, inp, stats, options, prog.stage(*adapt_span))
         backend = make_backend(model, card, model_path if not req.adapt else None,
                                backend=req.backend, device=req.device)
         from .models import input_multiple
