@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("model")
     mo.set_defaults(func=cmd_models)
 
+    from .cli_many import add_command as add_map_many
+
+    add_map_many(sub)
+
     return p
 
 

@@ -10,10 +10,11 @@ from .alg_base import ICON
 
 def algorithm_classes() -> list[type]:
     from .alg_admin import AddModel, Diagnostics
+    from .alg_many import MapLandCoverMany
     from .alg_map import MapLandCover
     from .alg_tools import ClassAreas, CollapseClasses
 
-    return [MapLandCover, ClassAreas, CollapseClasses, AddModel, Diagnostics]
+    return [MapLandCover, MapLandCoverMany, ClassAreas, CollapseClasses, AddModel, Diagnostics]
 
 
 class FbpProvider(QgsProcessingProvider):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ALGORITHMS = {"maplandcover", "classareas", "collapseclasses", "addmodel", "diagnostics"}
+ALGORITHMS = {"maplandcover", "maplandcovermany", "classareas", "collapseclasses", "addmodel", "diagnostics"}
 
 
 def test_provider_registers_every_algorithm_with_help(fbp_provider):

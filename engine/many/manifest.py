@@ -1,0 +1,128 @@
+"""The job manifest: what a map-many job was asked, and the state of every scene, in one JSON file.
+
+The client is its only writer. Every change is written to a temporary file in the output folder and
+renamed over ``manifest.json`` (``os.replace``), so a killed process leaves the previous complete
+manifest, never a half-written one. A scene is skipped on a re-run when its ``key`` (the input's
+fingerprint, the per-scene settings and the model's sha256) is unchanged, its state is ``done`` and
+its outputs still exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import FbpError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+HEAD_BYTES = 1 << 20  # the first MiB is hashed (with size and mtime) to fingerprint an input cheaply
+
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+
+
+def fingerprint(path: str | os.PathLike) -> dict:
+    """size, mtime (ns) and sha256 of the first MiB of a file (or of each file of a list)."""
+    p = Path(path)
+    if not p.exists():
+        return {"missing": True}
+    st = p.stat()
+    digest = hashlib.sha256()
+    if p.is_file():
+        with open(p, "rb") as handle:
+            digest.update(handle.read(HEAD_BYTES))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_head": digest.hexdigest()}
+
+
+def scene_key(input_fp: dict, settings: dict, model_sha256: str) -> str:
+    """A digest of everything a scene's outputs depend on."""
+    text = json.dumps({"input": input_fp, "settings": settings, "model": model_sha256}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class SceneEntry:
+    input: str
+    name: str
+    sensor: str
+    key: str
+    fingerprint: dict
+    outputs: dict
+    date: str = ""
+    date_source: str = ""
+    state: str = PENDING
+    error: str = ""
+    seconds: float = 0.0
+    finished: str = ""
+    worker: str = ""
+    pixels: int = 0
+    width: int = 0
+    height: int = 0
+    device: str = ""
+    attempts: int = 0
+
+
+@dataclass
+class Manifest:
+    path: Path
+    settings: dict
+    model: dict
+    scenes: list[SceneEntry] = field(default_factory=list)
+    mosaic: dict = field(default_factory=dict)
+    write_seconds: float = 0.0  # time spent writing this manifest during the run (not stored)
+    writes: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION, "kind": "fbp_landcover map-many job",
+            "settings": self.settings, "model": self.model,
+            "scenes": [asdict(s) for s in self.scenes], "mosaic": self.mosaic,
+        }
+
+    def save(self) -> None:
+        """Write atomically: a temporary file beside it, then os.replace."""
+        t0 = time.perf_counter()
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".partial.json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.to_dict(), handle, indent=1)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        self.write_seconds += time.perf_counter() - t0
+        self.writes += 1
+
+    def counts(self) -> dict[str, int]:
+        out = {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0}
+        for s in self.scenes:
+            out[s.state] = out.get(s.state, 0) + 1
+        return out
+
+
+def load_previous(path: Path) -> dict[str, SceneEntry]:
+    """Scenes of an earlier run of this job, by input path ({} when there is none)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        scenes = [SceneEntry(**s) for s in data.get("scenes", [])]
+    except (ValueError, TypeError) as exc:
+        raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); remove "
+                       "it or choose another output folder (its scenes will then be mapped again).") from None
+    return {s.input: s for s in scenes}
+
+
+def is_reusable(old: SceneEntry | None, key: str) -> bool:
+    """True when an earlier run finished this scene with the same key and its outputs are still there."""
+    return bool(old is not None and old.state == DONE and old.key == key
+                and all(Path(p).exists() for p in old.outputs.values()))
