@@ -83,7 +83,8 @@ def choose_stats(text: str, inp, card) -> Stats:
     return parse_stats(text)
 
 
-def default_settings(req: MapRequest, backend, multiple: int, width: int, height: int) -> PredictSettings:
+def default_settings(req: MapRequest, backend, multiple: int, width: int, height: int,
+                     architecture: str = "smp") -> PredictSettings:
     """Window, overlap and batch.
 
     centre-crop: the reference scheme (512 windows, stride 256). blend: unless given, each axis gets the
@@ -93,16 +94,18 @@ def default_settings(req: MapRequest, backend, multiple: int, width: int, height
     if req.stitch not in STITCH_MODES:
         raise FbpError(f"Unknown stitching mode {req.stitch!r}; choose one of {', '.join(STITCH_MODES)}.")
     want_conf = req.confidence is not None
-    if req.stitch == "centre-crop":
-        return PredictSettings(window=512, overlap=256, batch_size=req.batch_size or 2, stitch="centre-crop",
+    if req.stitch == "centre-crop":  # one window at a time, as the reference: bit-identical results
+        return PredictSettings(window=512, overlap=256, batch_size=req.batch_size or 1, stitch="centre-crop",
                                confidence=want_conf)
     gpu = backend.device.startswith("cuda")
     overlap = req.overlap if req.overlap is not None else 64
+    # The authors' U-Net keeps ~2 KB of activations per pixel on the CPU: 640 px windows stay near 1.2 GB.
+    high = 1024 if gpu or architecture != "fbp_unet" else 640
     if req.window:
         wx = wy = req.window
     else:
-        wx = choose_window(width, overlap, multiple, high=1024)
-        wy = choose_window(height, overlap, multiple, high=1024)
+        wx = choose_window(width, overlap, multiple, high=high)
+        wy = choose_window(height, overlap, multiple, high=high)
     for w in (wx, wy):
         if w % multiple:
             raise FbpError(f"The window ({w}) must be a multiple of {multiple} for this model's network.")
@@ -148,11 +151,15 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             adapt_span = (0.05, 0.45)
             options = {"model_path": str(model_path), **req.adapt}  # finds the checkpoint's source memory
             model, card = quick_adapt_for_mapping(model, card, inp, stats, options, prog.stage(*adapt_span))
+        backend_name = req.backend
+        if backend_name == "auto" and req.stitch == "centre-crop":
+            backend_name = "torch"  # the reproduction mode runs what the reference ran
         backend = make_backend(model, card, model_path if not req.adapt else None,
-                               backend=req.backend, device=req.device)
+                               backend=backend_name, device=req.device)
         from .models import input_multiple
 
-        settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height)
+        settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
+                                    card.architecture)
         files = AtomicFiles()
         try:
             cw = class_writer(files.temp_for(out), inp.width, inp.height, inp.geotransform, inp.projection)

@@ -77,10 +77,10 @@ class _HostOps:
     def __init__(self, backend, stats: Stats) -> None:
         self.backend = backend
         self.mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
-        self.inv_std = (1.0 / np.asarray(stats.std, dtype=np.float32))[:, None, None]
+        self.std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
 
     def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool) -> np.ndarray:
-        x = (data - self.mean) * self.inv_std
+        x = (data - self.mean) / self.std  # a division, exactly as the reference code, not a reciprocal
         if fill_invalid:
             x[:, ~valid] = 0.0  # nodata and outside: the scene's mean, so it does not sway its neighbours
         return x
