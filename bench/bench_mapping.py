@@ -183,7 +183,7 @@ def main() -> None:
     if not args.skip_reference:
         ref = run_child("reference", r1, unet, tmp / "ref.npy")
         rows.append(("reference scheme (authors' U-Net, torch)", "fbp_unet", args.size, ref))
-    cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch"}', r1, unet, tmp / "cc.tif")
+    cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet, tmp / "cc.tif")
     rows.append(("engine centre-crop, torch", "fbp_unet", args.size, cc))
     if ref is not None:
         a = np.load(tmp / "ref.npy")

@@ -116,7 +116,14 @@ class RasterWriter:
         while size // (2 ** (len(levels) + 1)) >= 256:
             levels.append(2 ** (len(levels) + 1))
         if levels:
-            self.ds.BuildOverviews(resampling, levels)
+            # GDAL 3.6 warns "Computing overviews on palette index raster bands without a palette" for MODE
+            # on a paletted band even though the palette is set; MODE only picks existing class values
+            # (tested), so that warning is noise for the user and is silenced here alone.
+            gdal.PushErrorHandler("CPLQuietErrorHandler")
+            try:
+                self.ds.BuildOverviews(resampling, levels)
+            finally:
+                gdal.PopErrorHandler()
         self.ds.FlushCache()
         self.band = None
         self.ds = None

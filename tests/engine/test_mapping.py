@@ -206,3 +206,15 @@ def test_output_folder_that_does_not_exist_or_is_a_file(model, scene, tmp_path):
     blocker.write_text("x")
     with pytest.raises(FbpError):
         map_landcover(MapRequest(image=str(scene), output=str(blocker / "o.tif"), model=model, sensor="rgbn"))
+
+
+def test_overviews_hold_class_values_only(model, tmp_path):
+    src = write_raster(tmp_path / "big.tif", random_scene(600, 700))
+    res = map_landcover(MapRequest(image=str(src), output=str(tmp_path / "o.tif"), model=model, sensor="rgbn"))
+    ds = gdal.Open(res.output)
+    band = ds.GetRasterBand(1)
+    full = band.ReadAsArray()
+    assert band.GetOverviewCount() == 1
+    overview = band.GetOverview(0).ReadAsArray()
+    assert overview.shape == (300, 350)
+    assert set(np.unique(overview)) <= set(np.unique(full))  # mode resampling: no invented classes
