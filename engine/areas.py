@@ -39,8 +39,7 @@ class PixelArea:
     """Area in m² of the pixels of a row, for a raster's geotransform and CRS."""
 
     def __init__(self, geotransform, projection: str) -> None:
-        a, b, _, d, e, f = (geotransform[1], geotransform[2], geotransform[0],
-                            geotransform[4], geotransform[5], geotransform[3])
+        a, b, d, e = geotransform[1], geotransform[2], geotransform[4], geotransform[5]
         self.gt = geotransform
         srs = _srs(projection)
         self.geographic = bool(srs is not None and srs.IsGeographic())

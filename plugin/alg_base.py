@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from qgis.core import (
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -108,3 +110,55 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def context_or_new(context: QgsProcessingContext | None) -> QgsProcessingContext:
         return context if context is not None else QgsProcessingContext()
+
+    # ---- parameters shared by the mapping algorithms -------------------------------------------
+
+    @staticmethod
+    def enum_parameter(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
+        """An enum whose values are stable strings (models and scripts keep working if options grow)."""
+        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
+        param.setUsesStaticStrings(True)
+        return param
+
+    def add_sensor_and_model_parameters(self) -> None:
+        """SENSOR (auto + the engine's profiles + custom), CUSTOM_MAPPING and MODEL."""
+        self.addParameter(self.enum_parameter("SENSOR", tr("Sensor"), sensor_options()))
+        self.addParameter(QgsProcessingParameterString(
+            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
+
+    def sensor_and_model(self, parameters, context) -> tuple[str, str]:
+        """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
+        from .models_folder import models_dir
+
+        sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
+        if sensor == "custom":
+            mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
+            if not mapping:
+                raise QgsProcessingException(
+                    "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
+            sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
+        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(models_dir())
+        return sensor, model
+
+
+def sensor_options() -> list[str]:
+    """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
+    from ..engine.sensors import PROFILES
+
+    return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
+
+
+def default_model(models_dir: str) -> str:
+    """The first registered model, or a QgsProcessingException saying how to add one."""
+    from .models_folder import model_entries
+
+    entries = model_entries(models_dir)
+    if not entries:
+        raise QgsProcessingException(
+            f"No model was given and the model folder {models_dir} is empty; add a model file with "
+            "'Add model…' in the FBP Land Cover panel or the fbplandcover:addmodel algorithm, or give its path."
+        )
+    return entries[0].name

@@ -25,7 +25,7 @@ from qgis.core import (
 
 from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
-from .alg_map import BACKENDS, DEVICES, default_model, sensor_options
+from .alg_map import BACKENDS, DEVICES
 
 OVERLAP = ["confidence", "recent", "first"]
 
@@ -56,16 +56,8 @@ class MapLandCoverMany(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             "FOLDER", tr("Input folder (all its rasters)"), behavior=QgsProcessingParameterFile.Folder,
             optional=True))
-        sensor = QgsProcessingParameterEnum("SENSOR", tr("Sensor"), options=sensor_options(),
-                                            defaultValue="auto")
-        sensor.setUsesStaticStrings(True)
-        self.addParameter(sensor)
-        self.addParameter(QgsProcessingParameterString(
-            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
-            optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
-        self.addParameter(self._enum("OVERLAP", tr("Overlap rule"), OVERLAP))
+        self.add_sensor_and_model_parameters()
+        self.addParameter(self.enum_parameter("OVERLAP", tr("Overlap rule"), OVERLAP))
         self.addParameter(QgsProcessingParameterCrs("CRS", tr("Mosaic CRS (empty = the first scene's)"),
                                                     optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -82,8 +74,8 @@ class MapLandCoverMany(FbpAlgorithm):
         advanced = [
             QgsProcessingParameterString("SCHEDULER", tr("Dask scheduler address (empty = run here)"),
                                          optional=True),
-            self._enum("DEVICE", tr("Device"), DEVICES),
-            self._enum("BACKEND", tr("Backend"), BACKENDS),
+            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
+            self.enum_parameter("BACKEND", tr("Backend"), BACKENDS),
         ]
         for param in advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -95,7 +87,6 @@ class MapLandCoverMany(FbpAlgorithm):
         self.addOutput(QgsProcessingOutputFile("MANIFEST", tr("Job manifest")))
         self.addOutput(QgsProcessingOutputNumber("FAILED", tr("Failed scenes")))
 
-    @staticmethod
     def _enum(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
         param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
         param.setUsesStaticStrings(True)
@@ -122,16 +113,7 @@ class MapLandCoverMany(FbpAlgorithm):
         from ..engine.many import ManyJob, map_many
         from .models_folder import models_dir
 
-        sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
-        if sensor == "custom":
-            mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
-            if not mapping:
-                raise QgsProcessingException(
-                    "The sensor is 'custom' but no band mapping was given; give one such as "
-                    "nir=4,r=1,g=2,b=3.")
-            sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
-        folder = models_dir()
-        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(folder)
+        sensor, model = self.sensor_and_model(parameters, context)
         out_dir = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
@@ -141,7 +123,7 @@ class MapLandCoverMany(FbpAlgorithm):
             adapt={"iterations": iterations} if iterations > 0 else None,
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
             backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto",
-            models_dir=folder, crs=self._crs, resolution=resolution,
+            models_dir=models_dir(), crs=self._crs, resolution=resolution,
             overlap=self.parameterAsEnumString(parameters, "OVERLAP", context) or "confidence",
             zones=self._zones, zone_field=self.parameterAsString(parameters, "ZONE_FIELD", context) or None,
             # no local worker processes from inside QGIS (they would start new QGIS instances); a running

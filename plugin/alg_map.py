@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -19,29 +18,9 @@ from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
 
 
-def sensor_options() -> list[str]:
-    """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
-    from ..engine.sensors import PROFILES
-
-    return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
-
-
 STITCH = ["blend", "centre-crop"]
 DEVICES = ["auto", "cpu", "cuda"]
 BACKENDS = ["auto", "torch", "onnx"]
-
-
-def default_model(models_dir: str) -> str:
-    """The first registered model, or a QgsProcessingException saying how to add one."""
-    from .models_folder import model_entries
-
-    entries = model_entries(models_dir)
-    if not entries:
-        raise QgsProcessingException(
-            f"No model was given and the model folder {models_dir} is empty; add a model file with "
-            "'Add model…' in the FBP Land Cover panel or the fbplandcover:addmodel algorithm, or give its path."
-        )
-    return entries[0].name
 
 
 class MapLandCover(FbpAlgorithm):
@@ -66,14 +45,7 @@ class MapLandCover(FbpAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Input raster")))
-        sensor = QgsProcessingParameterEnum("SENSOR", tr("Sensor"), options=sensor_options(), defaultValue="auto")
-        sensor.setUsesStaticStrings(True)
-        self.addParameter(sensor)
-        self.addParameter(QgsProcessingParameterString(
-            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
-            optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
+        self.add_sensor_and_model_parameters()
         self.addParameter(QgsProcessingParameterNumber(
             "ADAPT_ITERATIONS", tr("Quick adaptation to this image first: iterations (0 = none)"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
@@ -82,9 +54,9 @@ class MapLandCover(FbpAlgorithm):
             "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
         advanced = [
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
-            self._enum("STITCH", tr("Stitching of windows"), STITCH),
-            self._enum("DEVICE", tr("Device"), DEVICES),
-            self._enum("BACKEND", tr("Backend"), BACKENDS),
+            self.enum_parameter("STITCH", tr("Stitching of windows"), STITCH),
+            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
+            self.enum_parameter("BACKEND", tr("Backend"), BACKENDS),
         ]
         for param in advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -97,12 +69,6 @@ class MapLandCover(FbpAlgorithm):
         for key, text in (("SENSOR_USED", "Sensor used"), ("DEVICE_USED", "Device used"),
                           ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)")):
             self.addOutput(QgsProcessingOutputString(key, tr(text)))
-
-    @staticmethod
-    def _enum(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
-        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
-        param.setUsesStaticStrings(True)
-        return param
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Resolve layers on the main thread (the dock runs processAlgorithm in a task)."""
@@ -126,15 +92,7 @@ class MapLandCover(FbpAlgorithm):
         from ..engine.mapping import MapRequest, map_landcover
         from .models_folder import models_dir
 
-        sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
-        if sensor == "custom":
-            mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
-            if not mapping:
-                raise QgsProcessingException(
-                    "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
-            sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
-        folder = models_dir()
-        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(folder)
+        sensor, model = self.sensor_and_model(parameters, context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         confidence = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) or None
         areas = self.parameterAsFileOutput(parameters, "AREAS", context) or None
@@ -146,7 +104,7 @@ class MapLandCover(FbpAlgorithm):
             backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto",
             mask=self._mask, extent=self._extent, confidence=confidence, areas=areas,
             overwrite=True,  # Processing destinations: QGIS already asked before overwriting
-            models_dir=folder,
+            models_dir=models_dir(),
         )
         iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
         if iterations > 0:
