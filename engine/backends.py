@@ -15,13 +15,12 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
+from fbp_landcover.engine.atomic import atomic_path
 from fbp_landcover.engine.checkpoints import ModelCard, file_sha256, model_stem
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.torch_import import import_torch
@@ -204,17 +203,11 @@ def onnx_model_path(model: Any, card: ModelCard, model_path: str | os.PathLike |
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=folder)
-            os.close(fd)
-        except OSError as exc:
+            with atomic_path(folder / name) as tmp:
+                export_onnx(model, tmp)
+        except OSError as exc:  # a folder we cannot write: try the next one
             last_error = exc
             continue
-        try:
-            export_onnx(model, tmp)
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         _remove_stale(folder, name)
         return folder / name
     raise OSError(f"no writable folder for the ONNX cache ({last_error})")

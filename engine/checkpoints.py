@@ -15,12 +15,12 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fbp_landcover.engine import __version__
+from fbp_landcover.engine.atomic import atomic_path
 from fbp_landcover.engine.classes import CLASSES
 from fbp_landcover.engine.errors import FbpError
 
@@ -243,14 +243,8 @@ def save_state_dict(path: str | os.PathLike, state: dict[str, Any], card: ModelC
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items() if hasattr(v, "detach")}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: written.to_json()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: written.to_json()})
     return written
 
 

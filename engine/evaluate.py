@@ -22,6 +22,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from . import classes
+from .atomic import write_text_atomic
 from .errors import FbpError
 from .metrics import ConfusionMatrix
 from .progress import Progress
@@ -319,12 +320,6 @@ def report_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------------------------------- evaluate
 
 
@@ -395,7 +390,7 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
         prefix.parent.mkdir(parents=True, exist_ok=True)
         outputs = {ext: str(prefix.with_name(prefix.name + "." + ext)) for ext in ("json", "csv", "md")}
         result["outputs"] = outputs
-        _write_atomic(Path(outputs["json"]), json.dumps(result, indent=2))
-        _write_atomic(Path(outputs["csv"]), report_csv(result))
-        _write_atomic(Path(outputs["md"]), report_markdown(result))
+        write_text_atomic(Path(outputs["json"]), json.dumps(result, indent=2))
+        write_text_atomic(Path(outputs["csv"]), report_csv(result))
+        write_text_atomic(Path(outputs["md"]), report_markdown(result))
     return result

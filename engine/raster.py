@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, osr
-
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.sensors import S2_MODEL_BANDS, SensorProfile, open_dataset, s2_band_name
+from osgeo import gdal, osr
 
 gdal.UseExceptions()
 

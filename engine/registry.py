@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
+from fbp_landcover.engine.atomic import atomic_path
 from fbp_landcover.engine.checkpoints import (
     EXTENSION,
     ModelCard,
@@ -90,14 +90,8 @@ def add_model(
     else:
         read_card(src)  # raises a clear FbpError for anything that is not one of our models
         if src.resolve() != dst.resolve():
-            fd, tmp = tempfile.mkstemp(prefix="." + dst.name + ".", suffix=".tmp", dir=root)
-            os.close(fd)
-            try:
+            with atomic_path(dst) as tmp:
                 shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
     return dst
 
 

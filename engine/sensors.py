@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from osgeo import gdal
-
 from fbp_landcover.engine.errors import FbpError
+from osgeo import gdal
 
 gdal.UseExceptions()
 

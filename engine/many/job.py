@@ -19,7 +19,8 @@ from ..areas import table_csv, table_json
 from ..errors import Cancelled, FbpError
 from ..outputs import AtomicFiles
 from ..progress import CancelFn, Progress, ProgressFn
-from . import cluster, manifest as mf
+from . import cluster
+from . import manifest as mf
 from .mosaic import RULES, choose_grid, place, priority, scene_date, write_mosaic
 
 gdal.UseExceptions()

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import FbpError
 
 MANIFEST_NAME = "manifest.json"
@@ -87,18 +87,7 @@ class Manifest:
     def save(self) -> None:
         """Write atomically: a temporary file beside it, then os.replace."""
         t0 = time.perf_counter()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest.", suffix=".partial.json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_text_atomic(self.path, json.dumps(self.to_dict(), indent=1))
         self.write_seconds += time.perf_counter() - t0
         self.writes += 1
 

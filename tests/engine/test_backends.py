@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fbp_landcover.engine import backends
 from fbp_landcover.engine.backends import make_backend
 from fbp_landcover.engine.checkpoints import file_sha256, load_model
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.torch_import import import_torch
+
 from tests.models import fbp_unet_with_stats, tiny_checkpoint
 
 torch = import_torch()
@@ -155,14 +156,14 @@ def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
     ckpt = tiny_checkpoint(folder / "tiny.fbpmodel")
     model, card, where = load_model(str(ckpt))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    real_mkstemp = backends.tempfile.mkstemp
+    real_mkstemp = tempfile.mkstemp
 
     def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 - the tempfile argument name
         if Path(dir).resolve() == folder.resolve():
             raise PermissionError(13, "Permission denied", str(dir))
         return real_mkstemp(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(backends.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)  # every atomic write goes through it
     exports = []
     # the real export is tested above; a one-node model stands in here, to test where the file goes
     monkeypatch.setattr(backends, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
