@@ -23,8 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-COMPACT = {"smp_arch": "Unet", "encoder": "mobilenet_v2",
-           "arch_kwargs": {"decoder_channels": [128, 64, 48, 32, 16]}}
 
 
 def write_raster(path: Path, size: int) -> None:
@@ -79,8 +77,10 @@ def make_model(path: Path, compact: bool) -> None:
     from fbp_landcover.engine.torch_import import import_torch
 
     import_torch().manual_seed(0)
+    from fbp_landcover.engine.models.presets import preset
+
     if compact:
-        card = ModelCard(name="compact-bench", architecture="smp", **COMPACT,
+        card = ModelCard(name="compact-bench", **preset("compact"),
                          provenance={"trained_on": "untrained random weights, made for a benchmark"})
     else:
         card = ModelCard(name="fbp-unet-bench", architecture="fbp_unet",
