@@ -13,8 +13,10 @@ def algorithm_classes() -> list[type]:
     from .alg_many import MapLandCoverMany
     from .alg_map import MapLandCover
     from .alg_tools import ClassAreas, CollapseClasses
+    from .alg_training import AdaptModel, AssessAccuracy, TrainSourceModel
 
-    return [MapLandCover, MapLandCoverMany, ClassAreas, CollapseClasses, AddModel, Diagnostics]
+    return [MapLandCover, MapLandCoverMany, ClassAreas, CollapseClasses, AddModel, Diagnostics,
+            TrainSourceModel, AdaptModel, AssessAccuracy]
 
 
 class FbpProvider(QgsProcessingProvider):

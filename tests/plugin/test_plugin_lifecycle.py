@@ -30,7 +30,8 @@ def test_classfactory_and_init_processing_import_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[-3] == "['addmodel', 'classareas', 'collapseclasses', 'diagnostics', 'maplandcover', 'maplandcovermany']"
+    assert lines[-3] == ("['adaptmodel', 'addmodel', 'assessaccuracy', 'classareas', 'collapseclasses', "
+                         "'diagnostics', 'maplandcover', 'maplandcovermany', 'trainsourcemodel']")
     assert lines[-2] == "False False"
     assert lines[-1] == "True"
 
@@ -64,7 +65,7 @@ def test_init_gui_and_unload_remove_everything(qgis_iface, free_provider_slot):
         getattr(qgis_iface, mock).reset_mock()
     plugin = _load(qgis_iface)
     assert registry.providerById("fbplandcover") is plugin.provider
-    assert len(plugin.provider.algorithms()) == 6
+    assert len(plugin.provider.algorithms()) == 9
     actions = list(plugin.actions)
     assert [a.text() for a in actions] == ["Map land cover", "Diagnostics…"]
     qgis_iface.addRasterToolBarIcon.assert_called_once_with(plugin.map_action)

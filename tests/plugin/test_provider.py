@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ALGORITHMS = {"maplandcover", "maplandcovermany", "classareas", "collapseclasses", "addmodel", "diagnostics"}
+ALGORITHMS = {"maplandcover", "maplandcovermany", "classareas", "collapseclasses", "addmodel", "diagnostics",
+              "trainsourcemodel", "adaptmodel", "assessaccuracy"}
 
 
 def test_provider_registers_every_algorithm_with_help(fbp_provider):
@@ -60,8 +61,8 @@ def test_metadata_is_complete_for_the_plugin_repository():
     assert (ROOT / general["icon"]).is_file()
 
 
-@pytest.mark.parametrize("module", ["main", "dock", "styling", "alg_map", "alg_tools", "alg_admin", "provider",
-                                    "engine_check", "models_folder", "diagnostics_dialog", "alg_base"])
+@pytest.mark.parametrize("module", ["main", "dock", "styling", "alg_map", "alg_tools", "alg_admin", "alg_training",
+                                    "provider", "engine_check", "models_folder", "diagnostics_dialog", "alg_base"])
 def test_plugin_imports_qt_only_through_qgis_pyqt(module):
     text = (ROOT / "plugin" / f"{module}.py").read_text()
     assert "import PyQt5" not in text and "from PyQt5" not in text
