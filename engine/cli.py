@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_map_many(sub)
 
+    from .cli_training import add_commands as add_training
+
+    add_training(sub)
+
     return p
 
 

@@ -44,7 +44,7 @@ class PredictSettings:
     window_y: int | None = None
     batch_size: int = 4
     stitch: str = "blend"  # "blend" | "centre-crop"
-    memory_budget_mb: int = 640  # for the blending accumulator
+    memory_budget_mb: int = 384  # for the blending accumulator (wider rasters are split into panels)
     confidence: bool = False
 
     @property

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
-
 from fbp_landcover.engine.classes import NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
+from osgeo import gdal
 
 gdal.UseExceptions()
 

@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
-
 from fbp_landcover.engine.classes import NUM_CLASSES, NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
+from osgeo import gdal
 
 gdal.UseExceptions()
 

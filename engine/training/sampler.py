@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
 from fbp_landcover.engine.classes import NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
 

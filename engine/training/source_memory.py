@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from fbp_landcover.engine.classes import NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.training.sampler import PatchSampler, Region, augment, normalize

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fbp_landcover.engine.classes import NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.progress import Progress
@@ -255,6 +254,7 @@ def _train(scenes, out: Path, locals_: dict, prog: Progress):
     card = ModelCard(name=name or Path(out).stem, architecture=architecture, smp_arch=smp_arch, encoder=encoder,
                      arch_kwargs=dict(arch_kwargs or {}), gsd=gsd, sensor=sensor_name,
                      stats=FBP_SOURCE_STATS if stats == "source" else None)
+    torch.manual_seed(seed)  # the initial weights too are fixed by the seed (a run is repeatable)
     model = build_model(card).to(device)
     multiple = input_multiple(model)
     if patch % multiple:

@@ -1,0 +1,209 @@
+"""The ``fbp-landcover train | adapt | evaluate | demo`` subcommands.
+
+``add_commands(subparsers)`` adds them to the parser built by ``engine.cli.build_parser``; each command
+function is called as ``func(args, progress)`` by ``engine.cli.main``, which turns FbpError, Cancelled and
+Ctrl-C into exit codes. Outputs appear only when complete: a cancelled run leaves none of them behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .errors import FbpError
+
+EXIT_OK = 0
+
+
+def _close(progress) -> None:
+    close = getattr(progress, "close", None)
+    if close is not None:
+        close()
+
+
+def _refuse_existing(path: str | os.PathLike, overwrite: bool, what: str) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FbpError(f"The {what} {path} already exists; choose another name or ask to overwrite it "
+                       "(--overwrite).")
+    return path
+
+
+def _smp_spec(args) -> dict:
+    """train_source keyword arguments for the architecture options."""
+    if args.arch == "fbp_unet":
+        return {"architecture": "fbp_unet"}
+    kwargs: dict = {}
+    if args.encoder_depth is not None:
+        kwargs["encoder_depth"] = args.encoder_depth
+    if args.decoder_channels:
+        try:
+            kwargs["decoder_channels"] = [int(v) for v in args.decoder_channels.split(",")]
+        except ValueError:
+            raise FbpError(f"--decoder-channels {args.decoder_channels!r} is not a comma-separated list of "
+                           "integers such as 64,32,16,16.") from None
+        depth = kwargs.get("encoder_depth", 5)
+        if len(kwargs["decoder_channels"]) != depth:
+            raise FbpError(f"--decoder-channels gives {len(kwargs['decoder_channels'])} value(s) but the "
+                           f"encoder depth is {depth}; give one value per decoder stage.")
+    return {"architecture": "smp", "smp_arch": args.arch, "encoder": args.encoder, "arch_kwargs": kwargs}
+
+
+def cmd_train(args, progress) -> int:
+    from .training.train import train_source
+
+    out = _refuse_existing(args.output, args.overwrite or args.resume, "model")
+    if not os.path.exists(args.source):
+        raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
+                       "(with Annotation__index/ inside).")
+    card = train_source(
+        args.source, out, **_smp_spec(args), epochs=args.epochs,
+        iterations_per_epoch=args.iterations_per_epoch,
+        batch_size=args.batch_size, patch=args.patch, lr=args.lr, class_aware=args.class_aware,
+        stats=args.stats, image=args.image, device=args.device, resume=args.resume, seed=args.seed,
+        val_patches=args.val_patches, progress=progress,
+    )
+    _close(progress)
+    from .training.source_memory import memory_path
+
+    p = card.provenance
+    arch = card.architecture + (f"/{card.smp_arch}/{card.encoder}" if card.smp_arch else "")
+    print(f"Model: {out} ({arch})")
+    print(f"  trained {p.get('epochs')} epoch(s), {p.get('iterations')} iteration(s); "
+          f"validation mIoU {p.get('val_miou', float('nan')):.4f} (best epoch {p.get('best_epoch')})")
+    print(f"  source memory: {memory_path(out)}")
+    return EXIT_OK
+
+
+def cmd_adapt(args, progress) -> int:
+    from .training.adapt import adapt
+
+    out = _refuse_existing(args.output, args.overwrite, "adapted model")
+    source: object
+    if args.source in (None, "memory"):
+        source = None  # the checkpoint's source memory when present, else source-free
+    elif args.source == "none":
+        source = False
+    else:
+        if not os.path.exists(args.source):
+            raise FbpError(f"The source {args.source} does not exist; give an FBP folder, a .memory.npz "
+                           "file, 'memory' or 'none'.")
+        source = args.source
+    options = {k: v for k, v in {
+        "iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
+        "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
+        "class_quota": args.class_quota if args.class_quota is not None else None,
+    }.items() if v is not None}
+    card = adapt(args.model, list(args.target), source=source, out=out, sensor=args.sensor, stats=args.stats,
+                 models_dir=args.models_dir, progress=progress, **options)
+    _close(progress)
+    p = card.provenance
+    print(f"Adapted model: {out}")
+    print(f"  method {p.get('method')}, {p.get('iterations')} iteration(s) in {p.get('seconds', 0):.1f} s; "
+          f"source: {p.get('source_used')}")
+    print(f"  final pseudo-label share {p.get('final_pseudo_label_share', 0):.1%}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args, progress) -> int:
+    from .evaluate import evaluate
+
+    prefix = Path(args.output)
+    for ext in ("json", "csv", "md"):
+        _refuse_existing(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report")
+    result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
+                      out_prefix=str(prefix), reference_field=args.field, progress=progress)
+    _close(progress)
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    print(f"Accuracy of {args.map} against {args.reference} ({result['legend']} legend, "
+          f"{result['pixels']} pixels, {result['classes_in_reference']} classes in the reference)")
+    print(f"  OA {f(result['overall_accuracy'])}  kappa {f(result['kappa'])}  "
+          f"mIoU {f(result['miou_present'])}  mF1 {f(result['mf1_present'])}")
+    for ext, path in result["outputs"].items():
+        print(f"  {ext}: {path}")
+    return EXIT_OK
+
+
+def cmd_demo(args, progress) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, seed=args.seed, quick=args.quick, overwrite=args.overwrite,
+                       progress=progress)
+    _close(progress)
+    print(summary["text"])
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=2, default=str))
+    return EXIT_OK
+
+
+def add_commands(sub) -> None:
+    """Add train, adapt, evaluate and demo to the ``fbp-landcover`` subparsers."""
+    t = sub.add_parser("train", help="train a model on labelled source data (Five-Billion-Pixels layout)")
+    t.add_argument("source", help="dataset root with Image__8bit_NirRGB/ and Annotation__index/")
+    t.add_argument("-o", "--output", required=True, help="model file to write (.fbpmodel)")
+    t.add_argument("--epochs", type=int, default=120)
+    t.add_argument("--iterations-per-epoch", type=int, help="default: the 512/384 patch grid / batch size")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--patch", type=int, default=512)
+    t.add_argument("--arch", default="fbp_unet", help="fbp_unet (the authors' U-Net) or an smp architecture "
+                   "such as Unet, DeepLabV3Plus")
+    t.add_argument("--encoder", default="resnet18", help="smp/timm encoder for smp architectures")
+    t.add_argument("--encoder-depth", type=int, help="smp encoder depth (3..5)")
+    t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")
+    t.add_argument("--lr", type=float, default=0.005)
+    t.add_argument("--class-aware", action="store_true", help="sample patches around rare classes more often")
+    t.add_argument("--stats", default="source", choices=["source", "scene"],
+                   help="normalise with the fixed FBP statistics (source) or each scene's own (scene)")
+    t.add_argument("--image", default="8bit", choices=["8bit", "16bit"])
+    t.add_argument("--val-patches", type=int, default=500)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--resume", action="store_true", help="continue from <model>.resume.pt")
+    t.add_argument("--overwrite", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    a = sub.add_parser("adapt", help="adapt a model to target images without labels (DPA)")
+    a.add_argument("model", help="our .fbpmodel file or a registered name")
+    a.add_argument("target", nargs="+", help="target raster(s)")
+    a.add_argument("-o", "--output", required=True, help="adapted model file to write (.fbpmodel)")
+    a.add_argument("--source", help="FBP dataset folder, a .memory.npz file, 'memory' (the model's own "
+                   "source memory; the default) or 'none' (source-free)")
+    a.add_argument("--iterations", type=int)
+    a.add_argument("--seconds", type=float, help="time budget instead of iterations")
+    a.add_argument("--method", choices=["auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo"])
+    a.add_argument("--class-quota", type=float, metavar="SHARE",
+                   help="reserve this share of the pseudo-labels for per-class quotas (0..1)")
+    a.add_argument("--lr", type=float)
+    a.add_argument("--batch-size", type=int)
+    a.add_argument("--patch", type=int)
+    a.add_argument("--sensor", default="auto")
+    a.add_argument("--stats", default="scene")
+    a.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    a.add_argument("--seed", type=int)
+    a.add_argument("--models-dir")
+    a.add_argument("--overwrite", action="store_true")
+    a.set_defaults(func=cmd_adapt)
+
+    e = sub.add_parser("evaluate", help="accuracy of a class map against a reference raster or vector")
+    e.add_argument("map", help="class GeoTIFF written by fbp-landcover map")
+    e.add_argument("reference", help="reference raster, or points/polygons with a class field")
+    e.add_argument("-o", "--output", required=True, metavar="PREFIX", help="writes PREFIX.json, .csv and .md")
+    e.add_argument("--mapping", help="JSON file mapping reference values to FBP (or legend) classes")
+    e.add_argument("--collapse", help="score in a coarser legend: gid5, coarse, or a legend JSON file")
+    e.add_argument("--field", help="attribute holding the class of a vector reference")
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="end-to-end demonstration on generated (synthetic) data: train, adapt, "
+                       "map and evaluate, in a few minutes on a CPU")
+    d.add_argument("--out", default="demo_out", help="folder for every output (default: demo_out)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier demo run there")
+    d.add_argument("--quick", action="store_true", help="a much smaller run (under a minute; for tests)")
+    d.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    d.set_defaults(func=cmd_demo)

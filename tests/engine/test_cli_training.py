@@ -1,0 +1,136 @@
+"""fbp-landcover train / adapt / evaluate on tiny generated data: exit codes, files with metadata, Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from fbp_landcover.engine import cli, cli_training, synthetic
+from fbp_landcover.engine.checkpoints import read_card
+from tests.models import TINY_SMP
+
+TINY_ARGS = ["--arch", TINY_SMP["smp_arch"], "--encoder", TINY_SMP["encoder"],
+             "--encoder-depth", str(TINY_SMP["arch_kwargs"]["encoder_depth"]),
+             "--decoder-channels", ",".join(map(str, TINY_SMP["arch_kwargs"]["decoder_channels"]))]
+
+
+def _parser_with_training():
+    """cli.build_parser with the training commands (added here until cli.py adds them itself)."""
+    parser = _original_build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if "train" not in sub.choices:
+        cli_training.add_commands(sub)
+    return parser
+
+
+_original_build_parser = cli.build_parser
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "build_parser", _parser_with_training)
+
+    def call(*argv):
+        code = cli.main(["--quiet", *map(str, argv)])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clitrain")
+    synthetic.write_source_dataset(d / "fbp", 1, 96, seed=5)
+    target, truth = synthetic.write_target_scene(d / "target.tif", d / "truth.tif", "planetscope", 96, seed=6)
+    return d, target, truth
+
+
+def _train_args(d, out):
+    return ["train", d / "fbp", "-o", out, *TINY_ARGS, "--epochs", "1", "--iterations-per-epoch", "2",
+            "--batch-size", "2", "--patch", "64", "--val-patches", "2", "--stats", "scene", "--lr", "0.01",
+            "--device", "cpu"]
+
+
+@pytest.mark.slow
+def test_train_adapt_map_evaluate(tiny_data, run, tmp_path):
+    d, target, truth = tiny_data
+    model = tmp_path / "m.fbpmodel"
+    code, out, err = run(*_train_args(d, model))
+    assert code == 0, err
+    assert model.is_file() and (tmp_path / "m.memory.npz").is_file()
+    card = read_card(model)
+    assert card.architecture == "smp" and card.encoder == TINY_SMP["encoder"]
+    assert card.arch_kwargs["decoder_channels"] == [32, 16, 8]
+    assert card.provenance["iterations"] == 2 and card.provenance["patch"] == 64
+    assert "Model:" in out and "source memory" in out
+
+    again = run(*_train_args(d, model))
+    assert again[0] == 1 and "already exists" in again[2]
+
+    adapted = tmp_path / "a.fbpmodel"
+    code, out, err = run("adapt", model, target, "-o", adapted, "--iterations", "2", "--patch", "64",
+                         "--batch-size", "2", "--device", "cpu", "--method", "bn+kl")
+    assert code == 0, err
+    p = read_card(adapted).provenance
+    assert p["method"] == "bn+kl" and p["iterations"] == 2 and p["adapted_to"] == [str(target)]
+    assert "Adapted model:" in out
+
+    code, out, err = run("adapt", model, target, "-o", tmp_path / "s.fbpmodel", "--iterations", "1",
+                         "--patch", "64", "--batch-size", "2", "--device", "cpu")
+    assert code == 0, err
+    assert read_card(tmp_path / "s.fbpmodel").provenance["source_used"].startswith("source memory")
+
+    the_map = tmp_path / "map.tif"
+    code, _out, err = run("map", target, "--model", adapted, "-o", the_map, "--backend", "torch")
+    assert code == 0, err
+    code, out, err = run("evaluate", the_map, truth, "-o", tmp_path / "acc", "--collapse", "coarse")
+    assert code == 0, err
+    result = json.loads((tmp_path / "acc.json").read_text())
+    assert result["legend"] == "coarse" and result["pixels"] > 0
+    assert (tmp_path / "acc.csv").is_file() and (tmp_path / "acc.md").read_text().startswith("# Accuracy")
+    assert "OA" in out and "kappa" in out
+    assert run("evaluate", the_map, truth, "-o", tmp_path / "acc")[0] == 1  # exists
+
+
+def test_bad_inputs_exit_1_with_one_sentence(tiny_data, run, tmp_path):
+    d, target, truth = tiny_data
+    code, _out, err = run("train", tmp_path / "missing", "-o", tmp_path / "m.fbpmodel")
+    assert code == 1 and "does not exist" in err and "Traceback" not in err
+    code, _out, err = run("train", d / "fbp", "-o", tmp_path / "m.fbpmodel", "--arch", "Unet",
+                          "--encoder-depth", "3", "--decoder-channels", "8,8")
+    assert code == 1 and "one value per decoder stage" in err
+    code, _out, err = run("adapt", tmp_path / "nope.fbpmodel", target, "-o", tmp_path / "a.fbpmodel")
+    assert code == 1 and "Traceback" not in err
+    code, _out, err = run("evaluate", tmp_path / "nomap.tif", truth, "-o", tmp_path / "acc")
+    assert code == 1 and "does not exist" in err
+    assert not list(tmp_path.glob("*.fbpmodel")) and not list(tmp_path.glob("acc*"))
+
+
+def test_usage_errors_exit_2(run):
+    with pytest.raises(SystemExit) as exc:
+        run("adapt", "model.fbpmodel")  # no target, no -o
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_leaves_no_model(tiny_data, run, tmp_path, monkeypatch):
+    d, _target, _truth = tiny_data
+
+    class Interrupting(cli.TqdmProgress):
+        calls = 0
+
+        def __call__(self, fraction, message):
+            Interrupting.calls += 1
+            if "iteration 1/" in message:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "TqdmProgress", Interrupting)
+    model = tmp_path / "m.fbpmodel"
+    code, _out, err = run(*_train_args(d, model))
+    assert code == 130 and "cancelled" in err
+    assert Interrupting.calls > 0
+    assert not model.exists() and not (tmp_path / "m.memory.npz").exists()
+    assert not list(tmp_path.glob("*.fbpmodel")) and not list(tmp_path.glob("*.tmp"))
