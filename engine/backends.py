@@ -88,6 +88,9 @@ class OnnxBackend(Backend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Without onnxruntime's CPU arena the same runs take the same time (measured: 1.07-1.39 s per
+        # 1024² window either way) but the process stays at ~190 MB instead of growing past 1 GB.
+        options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
         self.onnx_path = Path(onnx_path)

@@ -209,13 +209,15 @@ def _predict_blend(inp, ops, settings, sink, progress, reader) -> None:
                 if weight is None:
                     weight = weights[edges] = ops.weight(wy[r][:, None] * wx[k][None, :])
                 c0 = x0 - span0
+                probs *= weight  # in place: no second window-sized temporary
                 for ring0, src0, n in _ring_slices(y0, winy, winy):
-                    acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n] * weight[src0 : src0 + n]
+                    acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n]
                     valid_ring[ring0 : ring0 + n, c0 : c0 + win] = valid[src0 : src0 + n]
             end = ys[r + 1] if r + 1 < len(ys) else H  # rows [done_to, end) are final
             if end > done_to:
                 _flush(ops, acc, valid_ring, done_to, end, winy, px0, px1, span0, sx, sy, settings, sink)
                 done_to = end
+        acc = valid_ring = None  # freed before the next panel allocates its own (no 2x peak)
         progress.check()
 
 
