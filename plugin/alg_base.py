@@ -129,10 +129,8 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
 
-    def sensor_and_model(self, parameters, context) -> tuple[str, str]:
-        """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
-        from .models_folder import models_dir
-
+    def sensor_spec(self, parameters, context) -> str:
+        """The engine's sensor spec from SENSOR and CUSTOM_MAPPING."""
         sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
         if sensor == "custom":
             mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
@@ -140,8 +138,14 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(
                     "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
             sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
+        return sensor
+
+    def sensor_and_model(self, parameters, context) -> tuple[str, str]:
+        """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
+        from .models_folder import models_dir
+
         model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(models_dir())
-        return sensor, model
+        return self.sensor_spec(parameters, context), model
 
 
 def sensor_options() -> list[str]:

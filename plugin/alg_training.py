@@ -49,17 +49,6 @@ def _raster_paths(alg, parameters, name: str, context) -> list[str]:
     return [layer_path(layer) for layer in layers]
 
 
-def _sensor(alg, parameters, context) -> str:
-    sensor = alg.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
-    if sensor == "custom":
-        mapping = (alg.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
-        if not mapping:
-            raise QgsProcessingException(
-                "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
-        sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
-    return sensor
-
-
 def register_model(path: str, feedback) -> str:
     """Copy a trained/adapted model (and its source memory, if any) into the model folder; its registered name."""
     from ..engine.training.source_memory import memory_path
@@ -200,7 +189,7 @@ class TrainSourceModel(FbpAlgorithm):
             class_aware=self.parameterAsBool(parameters, "CLASS_AWARE", context),
             stats=self.parameterAsEnumString(parameters, "STATS", context) or "source",
             image=self.parameterAsEnumString(parameters, "FBP_IMAGES", context) or "8bit",
-            sensor=_sensor(self, parameters, context),
+            sensor=self.sensor_spec(parameters, context),
             val_patches=self.parameterAsInt(parameters, "VAL_PATCHES", context),
             memory_count=self.parameterAsInt(parameters, "MEMORY_PATCHES", context), memory_size=min(256, patch),
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
