@@ -49,7 +49,7 @@ def _run(setup, out_name, **kw):
 @pytest.mark.slow
 def test_siamese_share_grows_per_schedule_and_card_records_provenance(setup):
     d, model, target = setup
-    card, messages = _run(setup, "a.fbpmodel", iterations=4, method="siamese")
+    card, messages = _run(setup, "a.fbpmodel", iterations=4)  # auto: Siamese, the model has a source memory
     seen = [(int(i), int(n), float(s)) for m in messages for i, n, s in SHARE.findall(m)]
     assert [i for i, _n, _s in seen] == [1, 2, 3, 4] and {n for _i, n, _s in seen} == {4}
     for i, _n, s in seen:
