@@ -107,7 +107,9 @@ def test_resume_continues_the_iteration_count(trained, tmp_path):
     assert last["epochs"] == 2 and last["iterations"] == 4
     saved = torch.load(str(tmp_path / "m.resume.pt"), weights_only=True)
     assert saved["epoch"] == 2 and saved["iteration"] == 4 and len(json.loads(saved["history"])) == 2
-    assert card.provenance["epochs_planned"] == 2
+    assert last["epochs_planned"] == 2
+    # train_source returns the best checkpoint's card (either epoch may have the best validation mIoU)
+    assert card.provenance == read_card(out).provenance
     with pytest.raises(Exception, match="different training set-up"):
         train.train_source(root, out, epochs=3, **{**TRAIN, "patch": 32})
 
