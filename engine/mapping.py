@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import __version__, classes
 from .areas import AreaCounter, table_csv, table_json
@@ -162,9 +161,10 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
         settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
                                     card.architecture)
         files = AtomicFiles()
+        cw = fw = None
         try:
-            cw = class_writer(files.temp_for(out), inp.width, inp.height, inp.geotransform, inp.projection)
-            fw = None
+            class_tmp = files.temp_for(out)
+            cw = class_writer(class_tmp, inp.width, inp.height, inp.geotransform, inp.projection)
             if "confidence raster" in dests:
                 fw = confidence_writer(files.temp_for(dests["confidence raster"]), inp.width, inp.height,
                                        inp.geotransform, inp.projection)
@@ -192,15 +192,13 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
                 files.write_text(areas_json, table_json(rows, str(out)))
             if "quicklook" in dests:
                 ql = files.temp_for(dests["quicklook"])
-                quicklook_png(_pending_class_path(files, out), ql)
+                quicklook_png(class_tmp, ql)
             prog.check()
             files.commit()
         except BaseException:
-            cw_close = locals().get("cw")
-            if cw_close is not None:
-                cw_close.close()
-            if locals().get("fw") is not None:
-                fw.close()
+            for writer in (cw, fw):
+                if writer is not None:
+                    writer.close()
             files.discard()
             raise
         prog(1.0, "Done")
@@ -228,13 +226,6 @@ def _bound_gdal_cache() -> None:
 
     if "GDAL_CACHEMAX" not in os.environ and gdal.GetCacheMax() > GDAL_CACHE_MB * 2**20:
         gdal.SetCacheMax(GDAL_CACHE_MB * 2**20)
-
-
-def _pending_class_path(files: AtomicFiles, final: Path) -> Path:
-    for tmp, dest in files._pending:  # noqa: SLF001 - same module family
-        if dest == final:
-            return tmp
-    raise RuntimeError("class raster not pending")
 
 
 def _describe(image) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from fbp_landcover.engine.atomic import atomic_path
 from fbp_landcover.engine.classes import NUM_OUTPUTS
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.training.sampler import PatchSampler, Region, augment, normalize
@@ -106,16 +106,9 @@ def save_source_memory(path: str | os.PathLike, memory: SourceMemory) -> Path:
     """Write the memory as a compressed .npz atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, images=memory.images, labels=memory.labels, mean=memory.mean,
-                                std=memory.std, meta=np.frombuffer(json.dumps(memory.meta).encode(), np.uint8))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, images=memory.images, labels=memory.labels, mean=memory.mean,
+                            std=memory.std, meta=np.frombuffer(json.dumps(memory.meta).encode(), np.uint8))
     return path
 
 
