@@ -58,12 +58,28 @@ class PredictSettings:
         return max(self.window, min(width, span - self.window))
 
 
+def argmax_classes(scores: np.ndarray) -> np.ndarray:
+    """uint8 argmax over channels 1..24 of (25, h, w) scores, the first maximum on ties (as np.argmax).
+
+    A loop over channels on contiguous planes: 2.3x faster than np.argmax over axis 0, which walks the
+    channels with a stride of h*w (48 vs 111 ms per Mpx on this machine, bench/README.md).
+    """
+    best = scores[1].copy()
+    classes = np.ones(best.shape, dtype=np.uint8)
+    higher = np.empty(best.shape, dtype=bool)
+    for c in range(2, scores.shape[0]):
+        np.greater(scores[c], best, out=higher)
+        np.copyto(classes, np.uint8(c), where=higher)
+        np.maximum(best, scores[c], out=best)
+    return classes
+
+
 def classes_and_confidence(probs: np.ndarray, want_confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Class = argmax over channels 1..24 (0 is never predicted); confidence = 1 - normalised entropy.
 
     ``probs`` is (25, h, w) and sums to one over the first axis.
     """
-    classes = (np.argmax(probs[1:], axis=0) + 1).astype(np.uint8)
+    classes = argmax_classes(probs)
     if not want_confidence:
         return classes, None
     p = np.clip(probs, 1e-12, 1.0)
@@ -93,6 +109,19 @@ class _HostOps:
 
     def weight(self, w: np.ndarray):
         return w.astype(np.float32)
+
+    def apply_weight(self, probs: np.ndarray, weight: np.ndarray, margins: tuple[int, int, int, int]) -> None:
+        """probs *= weight in place, only on the margins (top, bottom, left, right widths): the weight is
+        exactly 1 inside them, and skipping that multiply saves a third of the blending's memory traffic."""
+        top, bottom, left, right = margins
+        h, w = weight.shape
+        top, left = min(top, h), min(left, w)
+        bottom, right = min(bottom, h - top), min(right, w - left)  # margins of small windows meet
+        for rows, cols in (((0, top), (0, w)), ((h - bottom, h), (0, w)),
+                           ((top, h - bottom), (0, left)), ((top, h - bottom), (w - right, w))):
+            if rows[1] > rows[0] and cols[1] > cols[0]:
+                block = (slice(None), slice(*rows), slice(*cols))
+                probs[block] *= weight[block[1:]]
 
     def classify(self, probs, want_conf: bool):
         return classes_and_confidence(probs, want_conf)
@@ -130,6 +159,9 @@ class _DeviceOps:
 
     def weight(self, w: np.ndarray):
         return self.torch.from_numpy(w.astype(np.float32)).to(self.device)
+
+    def apply_weight(self, probs, weight, margins) -> None:
+        probs *= weight  # one fused kernel on the device
 
     def classify(self, probs, want_conf: bool):
         torch = self.torch
@@ -209,7 +241,8 @@ def _predict_blend(inp, ops, settings, sink, progress, reader) -> None:
                 if weight is None:
                     weight = weights[edges] = ops.weight(wy[r][:, None] * wx[k][None, :])
                 c0 = x0 - span0
-                probs *= weight  # in place: no second window-sized temporary
+                # in place (no second window-sized temporary); the weight is < 1 only where windows overlap
+                ops.apply_weight(probs, weight, tuple(0 if edge else ov for edge in edges))
                 for ring0, src0, n in _ring_slices(y0, winy, winy):
                     acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n]
                     valid_ring[ring0 : ring0 + n, c0 : c0 + win] = valid[src0 : src0 + n]
@@ -230,8 +263,11 @@ def _flush(ops, acc, valid_ring, y_a, y_b, rows, px0, px1, span0, sx, sy, settin
     for ring0, src0, n in pieces:
         y = y_a + src0
         block = acc[:, ring0 : ring0 + n, px0 - span0 : px1 - span0]
-        norm = ops.weight(sy[y : y + n, None] * sx[None, px0:px1])
-        classes, conf = ops.classify(block / norm, settings.confidence)
+        if settings.confidence:
+            norm = ops.weight(sy[y : y + n, None] * sx[None, px0:px1])
+            classes, conf = ops.classify(block / norm, True)
+        else:  # the class is the same without normalising: the blend weights' sum is positive
+            classes, conf = ops.classify(block, False)
         valid = valid_ring[ring0 : ring0 + n, px0 - span0 : px1 - span0]
         classes[~valid] = 0
         if conf is not None:

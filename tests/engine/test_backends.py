@@ -91,7 +91,7 @@ def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(tmp_path, no_cuda,
 def test_onnx_matches_torch(exported):
     path, model, card, backend = exported
     assert (backend.name, backend.device) == ("onnx", "cpu")
-    assert backend.onnx_path == path.parent / f"tiny.{file_sha256(path)[:16]}.onnx"
+    assert backend.onnx_path == path.parent / f"tiny.{backends.export_key(file_sha256(path))}.onnx"
     torch_backend = make_backend(model, card, str(path), backend="torch", device="cpu")
     for shape in [(1, 64, 64), (3, 96, 160)]:  # dynamic batch, height and width
         batch = _batch(*shape)
@@ -125,7 +125,7 @@ def test_cache_is_refreshed_when_the_checkpoint_changes(tmp_path, exported):
     tiny_checkpoint(ckpt, seed=1)  # new weights, same file name
     model, card, where = load_model(str(ckpt))
     backend = make_backend(model, card, where, backend="onnx")
-    assert backend.onnx_path == folder / f"tiny.{file_sha256(ckpt)[:16]}.onnx"
+    assert backend.onnx_path == folder / f"tiny.{backends.export_key(file_sha256(ckpt))}.onnx"
     assert backend.onnx_path.name != old.onnx_path.name
     assert sorted(p.name for p in folder.iterdir()) == sorted(["tiny.fbpmodel", backend.onnx_path.name])
     batch = _batch(1, 64, 64)
@@ -168,7 +168,7 @@ def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
     # the real export is tested above; a one-node model stands in here, to test where the file goes
     monkeypatch.setattr(backends, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
     backend = make_backend(model, card, where, backend="onnx")
-    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / f"tiny.{file_sha256(ckpt)[:16]}.onnx"
+    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / f"tiny.{backends.export_key(file_sha256(ckpt))}.onnx"
     assert backend.onnx_path == expected and expected.is_file()
     assert len(exports) == 1 and Path(exports[0]).parent == expected.parent
     assert list(folder.glob("*.onnx")) == [] and list(expected.parent.glob("*.tmp")) == []

@@ -133,6 +133,57 @@ def test_blend_of_a_per_pixel_model_equals_the_direct_per_pixel_map(h, w, window
     assert ours.min() >= 1 and ours.max() <= 24
 
 
+class PositionModel(PixelModel):
+    """Each window's output also depends on the position inside the window, so overlapping windows disagree
+    and the blend weights decide the result."""
+
+    def __call__(self, batch):
+        n, _, h, w = batch.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        bias = np.stack([np.sin(yy * (c + 1) / 17.0) + np.cos(xx * (c + 2) / 13.0) for c in range(25)])
+        return softmax(self.logits(batch) + 2 * bias[None]).astype(np.float32)
+
+
+def direct_blend(image, model, window, window_y, overlap):
+    """Σ weight x probabilities / Σ weight over all windows, with full 2-D weights: the definition."""
+    from fbp_landcover.engine.tiling import axis_starts, axis_weights
+
+    _, h, w = image.shape
+    mean = np.array(STATS.mean, np.float32)[:, None, None]
+    std = np.array(STATS.std, np.float32)[:, None, None]
+    xs, ys = axis_starts(w, window, overlap), axis_starts(h, window_y, overlap)
+    acc = np.zeros((25, max(h, window_y) + 0, max(w, window)), np.float64)
+    norm = np.zeros(acc.shape[1:], np.float64)
+    for r, y0 in enumerate(ys):
+        for k, x0 in enumerate(xs):
+            inp = ArrayInput(image)
+            data, valid = inp.read(x0, y0, window, window_y)
+            x = (data - mean) / std
+            x[:, ~valid] = 0.0
+            probs = model(x[None])[0].astype(np.float64)
+            weight = (axis_weights(window_y, overlap, r == 0, r == len(ys) - 1)[:, None]
+                      * axis_weights(window, overlap, k == 0, k == len(xs) - 1)[None, :])
+            acc[:, y0 : y0 + window_y, x0 : x0 + window] += probs * weight
+            norm[y0 : y0 + window_y, x0 : x0 + window] += weight
+    return classes_and_confidence((acc / norm)[:, :h, :w], True)
+
+
+@pytest.mark.parametrize("h,w,window,window_y,overlap", [(300, 410, 128, 96, 32), (150, 150, 96, 96, 64),
+                                                          (90, 300, 64, 128, 40)])
+def test_blend_weights_windows_that_disagree_as_defined(h, w, window, window_y, overlap):
+    """Where windows disagree, each pixel gets the weighted mean of their probabilities (also with margins
+    wider than half the window, where the ramps of both sides meet)."""
+    image = smooth_image(h, w, seed=h + w)
+    model = PositionModel(seed=4)
+    ours, conf = run(ArrayInput(image), model, window=window, window_y=window_y, overlap=overlap,
+                     batch_size=3, confidence=True)
+    direct, direct_conf = direct_blend(image, model, window, window_y, overlap)
+    np.testing.assert_array_equal(ours, direct)
+    np.testing.assert_allclose(conf, direct_conf, atol=2e-5)
+    plain, _ = run(ArrayInput(image), model, window=window, window_y=window_y, overlap=overlap, batch_size=3)
+    np.testing.assert_array_equal(plain, direct)  # without confidence the class skips the normalisation
+
+
 def test_rectangular_windows_blend_seamlessly():
     image = smooth_image(150, 90, seed=7)
     model = PixelModel(seed=4)
@@ -213,3 +264,15 @@ def test_device_side_blending_equals_host_blending():
     cc_host, _ = run(ArrayInput(image), model, stitch="centre-crop")
     cc_dev, _ = run(ArrayInput(image), TorchPixelBackend(model), stitch="centre-crop")
     np.testing.assert_array_equal(cc_host, cc_dev)
+
+
+def test_argmax_classes_is_numpys_argmax_over_classes_1_to_24_first_maximum_on_ties():
+    from fbp_landcover.engine.predict import argmax_classes
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, (25, 40, 50)).astype(np.float32)  # many ties
+    scores[0] = 10.0  # channel 0 is never a class, however high
+    expected = (np.argmax(scores[1:], axis=0) + 1).astype(np.uint8)
+    ours = argmax_classes(scores)
+    assert ours.dtype == np.uint8
+    np.testing.assert_array_equal(ours, expected)
