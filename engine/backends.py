@@ -30,8 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 ONNX_OPSET = 18
 # Part of the ONNX cache key: bump it when export_onnx changes what it writes, so old exports are replaced.
 # 2: softmax written out as exp/sum (onnxruntime's Softmax over NCHW channels cost 70-84 % of a compact
-#    model's run, bench/README.md).
-EXPORT_VERSION = 2
+#    model's run, bench/README.md). 3: softmax before a head's final upsampling (engine.models).
+EXPORT_VERSION = 3
 
 
 class Backend:
@@ -58,6 +58,8 @@ class TorchBackend(Backend):
         self.reason = reason
         self._torch = torch
         self._device = torch.device(device)
+        from fbp_landcover.engine.models import probability_model
+
         self.model = model.eval().to(self._device)
         self._amp_dtype = None
         # On a GPU the prediction loop keeps blending on the device (engine.predict._DeviceOps).
@@ -65,6 +67,7 @@ class TorchBackend(Backend):
         if device == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self._probabilities = probability_model(self.model)  # the same function the ONNX export computes
 
     def device_probabilities(self, x: Any) -> Any:
         """Normalised float32 tensor (N,4,h,w) on this backend's device -> softmax probabilities there."""
@@ -73,10 +76,8 @@ class TorchBackend(Backend):
             if self._amp_dtype is not None:
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=self._amp_dtype):
-                    logits = self.model(x)
-            else:
-                logits = self.model(x)
-            return torch.softmax(logits.float(), dim=1)
+                    return self._probabilities(x).float()  # the softmax itself runs in float32
+            return self._probabilities(x)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
@@ -236,25 +237,17 @@ def _remove_stale(folder: Path, keep: str) -> None:
 
 
 def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> None:
-    """Export ``softmax(model(x), dim=1)`` to ONNX with dynamic batch, height and width (weights inline).
+    """Export ``probability_model(model)`` (softmax probabilities, engine.models) to ONNX with dynamic
+    batch, height and width (weights inline).
 
     The softmax is written as exp(x - max) / sum: onnxruntime runs ONNX Softmax over axis 1 of an NCHW
     tensor by transposing, which took 0.85 s per 1024² window on 2 cores (70 % of the compact model's
     time); the element-wise form takes ~0.1 s and agrees to within 1e-6."""
+    from fbp_landcover.engine.models import probability_model
+
     torch = import_torch()
-
-    class WithSoftmax(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            logits = self.inner(x)
-            e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
-            return e / e.sum(dim=1, keepdim=True)
-
     model = model.eval().to("cpu")
-    wrapper = WithSoftmax(model).eval()
+    wrapper = probability_model(model)
     dynamic = torch.export.Dim.DYNAMIC
     example = torch.zeros(1, 4, example_size, example_size)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -1,9 +1,10 @@
 """Named architectures a user can train without knowing smp's vocabulary.
 
 - ``fbp_unet``: the authors' U-Net (fbp.md §3): what their published checkpoints are; ~1.22 MFLOP/pixel.
-- ``compact``: an smp U-Net on a MobileNetV3-small encoder with a lean decoder (~1.4 M weights): the one
-  we recommend for laptops and CPUs; the fastest of six compact candidates measured on 2 CPU cores with
-  onnxruntime (bench/README.md).
+- ``compact``: an smp FPN on a MobileNetV3-small encoder (64 pyramid / 32 segmentation channels, ~1.1 M
+  weights, ~6 kFLOP per pixel): class scores at 1/4 resolution, upsampled 4x. The one we recommend for
+  laptops and CPUs: 3.1 Mpx/s file to file on 2 cores where a MobileNetV3-small U-Net gives ~1.6
+  (bench/README.md gives the candidates measured and the accuracy cost on the demo benchmark).
 - ``standard``: an smp U-Net on ResNet-34, a common strong baseline for GPUs.
 """
 
@@ -13,8 +14,8 @@ from fbp_landcover.engine.errors import FbpError
 
 PRESETS: dict[str, dict] = {
     "fbp_unet": {"architecture": "fbp_unet", "smp_arch": None, "encoder": None, "arch_kwargs": {}},
-    "compact": {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mobilenetv3_small_100",
-                "arch_kwargs": {"decoder_channels": [64, 32, 24, 16, 8]}},
+    "compact": {"architecture": "smp", "smp_arch": "FPN", "encoder": "tu-mobilenetv3_small_100",
+                "arch_kwargs": {"decoder_pyramid_channels": 64, "decoder_segmentation_channels": 32}},
     "standard": {"architecture": "smp", "smp_arch": "Unet", "encoder": "resnet34", "arch_kwargs": {}},
 }
 

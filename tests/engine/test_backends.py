@@ -61,7 +61,7 @@ def test_torch_cpu_backend_gives_probabilities_and_the_reason(tmp_path, no_cuda)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     with torch.inference_mode():
         expected = torch.softmax(model(torch.from_numpy(_batch(2, 64, 64))), 1).numpy()
-    np.testing.assert_array_equal(probs, expected)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)  # softmax written out as exp/sum
     cpu = make_backend(model, card, where, backend="torch", device="cpu")
     assert cpu.reason.startswith("CPU — requested")
 
@@ -213,3 +213,39 @@ def test_cuda_backend_matches_cpu_within_mixed_precision_tolerance(tmp_path):
     assert gpu.dtype == np.float32 and gpu.shape == cpu.shape
     assert np.abs(gpu - cpu).max() < 0.05  # bf16/fp16 autocast
     assert (gpu.argmax(1) == cpu.argmax(1)).mean() > 0.95
+
+
+def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, no_cuda):
+    """smp FPN (the compact preset): probabilities = bilinear 4x upsampling of the 1/4-resolution softmax; the
+    model itself is left as it was, and the torch and onnxruntime backends compute the same thing."""
+    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
+    from fbp_landcover.engine.models import build_model, probability_model
+    from fbp_landcover.engine.models.presets import preset
+
+    torch.manual_seed(0)
+    card = ModelCard(name="fpn", **preset("compact"), provenance={"trained_on": "random weights, a test"})
+    assert card.smp_arch == "FPN"
+    model = build_model(card)
+    x = torch.from_numpy(_batch(2, 96, 64))
+    low = {}
+    hook = model.segmentation_head[0].register_forward_hook(lambda m, i, o: low.update(logits=o))
+    with torch.inference_mode():
+        logits = model(x)
+        hook.remove()
+        probs = probability_model(model)(x)
+        again = model(x)
+    assert low["logits"].shape[-2:] == (24, 16) and logits.shape == probs.shape == (2, 25, 96, 64)
+    upsample = model.segmentation_head[1]
+    assert isinstance(upsample, torch.nn.Upsample) and upsample.scale_factor == 4 and upsample.mode == "bilinear"
+    expected = torch.nn.functional.interpolate(torch.softmax(low["logits"], 1), scale_factor=4, mode="bilinear",
+                                               align_corners=upsample.align_corners)
+    np.testing.assert_allclose(probs.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(again.numpy(), logits.numpy())  # the model still gives its logits
+    path = tmp_path / "fpn.fbpmodel"
+    save_checkpoint(path, model, card)
+    loaded, card2, where = load_model(str(path))
+    by_torch = make_backend(loaded, card2, where, backend="torch")(_batch(2, 96, 64))
+    by_onnx = make_backend(loaded, card2, where, backend="onnx")(_batch(2, 96, 64))
+    np.testing.assert_allclose(by_torch, probs.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_onnx, by_torch, atol=1e-5)
