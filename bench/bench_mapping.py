@@ -1,6 +1,7 @@
 """Mapping throughput and memory: the engine against the authors' reference scheme, in one run.
 
-    .venv/bin/python bench/bench_mapping.py [--size 2048] [--compact-size 4096] [--big 20000] [--skip-reference]
+    .venv/bin/python bench/bench_mapping.py [--size 2048] [--compact-size 4096] [--scene 7300x6908]
+        [--adapt-iterations 50] [--big 20000] [--skip-reference]
 
 Every method runs in its own subprocess so that its peak RSS is its own. Printed: method, raster size,
 Mpx/s, peak RSS, ratio to the reference scheme, and the fraction of this machine's measured convolution
@@ -25,26 +26,27 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
-def write_raster(path: Path, size: int) -> None:
-    """A 4-band uint8 R,G,B,NIR raster with smooth structure, written in strips (bounded memory)."""
+def write_raster(path: Path, size: int, height: int | None = None) -> None:
+    """A 4-band uint8 R,G,B,NIR raster (size x height) with smooth structure, written in strips (bounded memory)."""
     import numpy as np
     from osgeo import gdal, osr
 
     gdal.UseExceptions()
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, 4, gdal.GDT_Byte,
+    width, height = size, height or size
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), width, height, 4, gdal.GDT_Byte,
                                               ["TILED=YES", "COMPRESS=DEFLATE"])
     ds.SetGeoTransform((500000, 4, 0, 4000000, 0, -4))
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32650)
     ds.SetProjection(srs.ExportToWkt())
     rng = np.random.default_rng(0)
-    coarse = rng.random((4, size // 64 + 2, size // 64 + 2))
-    for y in range(0, size, 512):
-        h = min(512, size - y)
+    coarse = rng.random((4, height // 64 + 2, width // 64 + 2))
+    for y in range(0, height, 512):
+        h = min(512, height - y)
         yi = (np.arange(y, y + h) // 64)[:, None]
-        xi = (np.arange(size) // 64)[None, :]
+        xi = (np.arange(width) // 64)[None, :]
         for b in range(4):
-            strip = coarse[b][yi, xi] * 200 + rng.integers(0, 50, (h, size))
+            strip = coarse[b][yi, xi] * 200 + rng.integers(0, 50, (h, width))
             ds.GetRasterBand(b + 1).WriteArray(strip.astype(np.uint8), 0, y)
     ds = None
 
@@ -71,7 +73,12 @@ def repeated_vrt(src: Path, dst: Path, size: int, tile: int) -> None:
                    f'<GeoTransform>{", ".join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>')
 
 
-def make_model(path: Path, compact: bool) -> None:
+# The models benchmarked: the authors' U-Net, the compact preset, and the earlier compact candidate.
+EARLIER_COMPACT = {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mobilenetv3_small_100",
+                   "arch_kwargs": {"decoder_channels": [64, 32, 24, 16, 8]}}
+
+
+def make_model(path: Path, kind: str) -> None:
     from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models import build_model
     from fbp_landcover.engine.torch_import import import_torch
@@ -79,13 +86,28 @@ def make_model(path: Path, compact: bool) -> None:
     import_torch().manual_seed(0)
     from fbp_landcover.engine.models.presets import preset
 
-    if compact:
-        card = ModelCard(name="compact-bench", **preset("compact"),
-                         provenance={"trained_on": "untrained random weights, made for a benchmark"})
-    else:
-        card = ModelCard(name="fbp-unet-bench", architecture="fbp_unet",
-                         provenance={"trained_on": "untrained random weights, made for a benchmark"})
+    spec = EARLIER_COMPACT if kind == "unet_mnv3s" else preset(kind)
+    card = ModelCard(name=f"{kind}-bench", **spec,
+                     provenance={"trained_on": "untrained random weights, made for a benchmark"})
     save_checkpoint(path, build_model(card), card)
+
+
+def make_adaptable_compact(folder: Path) -> Path:
+    """A compact model with a source memory (so quick adaptation runs Siamese DPA, as with a real model):
+    trained for a few iterations on generated FBP-layout data. Its accuracy is irrelevant here."""
+    from fbp_landcover.engine import synthetic
+    from fbp_landcover.engine.models.presets import preset
+    from fbp_landcover.engine.training.train import train_source
+
+    data = synthetic.domain_shift_dataset(folder / "data", 0, n_source=1, source_size=512, target_size=256,
+                                          control=False)
+    spec = preset("compact")
+    out = folder / "compact_adaptable.fbpmodel"
+    train_source(str(data.source_root), out, architecture=spec["architecture"], smp_arch=spec["smp_arch"],
+                 encoder=spec["encoder"], arch_kwargs=spec["arch_kwargs"], epochs=1, iterations_per_epoch=5,
+                 batch_size=4, patch=256, val_patches=2, memory_count=64, memory_size=256, stats="scene",
+                 device="cpu", resume=False, seed=0)
+    return out
 
 
 def conv_rate() -> float:
@@ -128,8 +150,9 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         small = str(Path(out).with_suffix(".warm.tif"))
         write_raster(Path(small), 64)
         t_warm = time.perf_counter()
+        warm_kw = {k: v for k, v in kw.items() if k != "adapt"}  # an adapted model is exported in the timed run
         map_landcover(MapRequest(image=small, output=small + ".map.tif", model=model, sensor="rgbn",
-                                 overwrite=True, **kw))
+                                 overwrite=True, **warm_kw))
         warm = time.perf_counter() - t_warm
         t = time.perf_counter()
         res = map_landcover(MapRequest(image=raster, output=out, model=model, sensor="rgbn", overwrite=True,
@@ -157,6 +180,10 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument("--size", type=int, default=2048, help="raster for the authors' U-Net")
     ap.add_argument("--compact-size", type=int, default=4096, help="raster for the compact model")
+    ap.add_argument("--scene", default="7300x6908", help="WxH of a whole-scene raster for the compact model "
+                    "(a Gaofen-2 scene's size); empty to skip")
+    ap.add_argument("--adapt-iterations", type=int, default=50,
+                    help="map the compact-size raster with quick adaptation first (the dock's default effort); 0 to skip")
     ap.add_argument("--big", type=int, default=0, help="also the compact model on a BIG x BIG virtual raster")
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--json", help="also write the rows as JSON here")
@@ -172,10 +199,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fbp-bench-"))
     rate = conv_rate()
     print(f"convolution rate: {rate / 1e9:.0f} GFLOP/s on {os.cpu_count()} cores")
-    unet, compact = tmp / "fbp_unet.fbpmodel", tmp / "compact.fbpmodel"
-    make_model(unet, compact=False)
-    make_model(compact, compact=True)
-    flops = {"fbp_unet": 1.2245e6, "compact": model_flops_per_pixel(compact)}
+    unet, compact, earlier = tmp / "fbp_unet.fbpmodel", tmp / "compact.fbpmodel", tmp / "unet_mnv3s.fbpmodel"
+    make_model(unet, "fbp_unet")
+    make_model(compact, "compact")
+    make_model(earlier, "unet_mnv3s")
+    flops = {"fbp_unet": 1.2245e6, "compact": model_flops_per_pixel(compact),
+             "unet_mnv3s": model_flops_per_pixel(earlier)}
     rows = []
     r1 = tmp / f"r{args.size}.tif"
     write_raster(r1, args.size)
@@ -196,24 +225,39 @@ def main() -> None:
     r2 = tmp / f"r{args.compact_size}.tif"
     write_raster(r2, args.compact_size)
     res = run_child("engine:{}", r2, compact, tmp / "c.tif")
-    rows.append(("engine default, compact model", "compact", args.compact_size, res))
+    rows.append(("engine default, compact preset (FPN)", "compact", args.compact_size, res))
+    res = run_child("engine:{}", r2, earlier, tmp / "c2.tif")
+    rows.append(("engine default, U-Net MobileNetV3-small", "unet_mnv3s", args.compact_size, res))
+    if args.scene:
+        sw, sh = (int(v) for v in args.scene.lower().split("x"))
+        r3 = tmp / f"scene{sw}x{sh}.tif"
+        write_raster(r3, sw, sh)
+        res = run_child("engine:{}", r3, compact, tmp / "s.tif")
+        rows.append((f"engine default, compact preset: {sw}x{sh} scene", "compact", (sw, sh), res))
+    if args.adapt_iterations:
+        adaptable = make_adaptable_compact(tmp / "adapt")
+        res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2, adaptable,
+                        tmp / "a.tif")
+        rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run", "compact",
+                     args.compact_size, res))
     if args.big:
         vrt = tmp / f"big{args.big}.vrt"
         repeated_vrt(r2, vrt, args.big, args.compact_size)
         res = run_child("engine:{}", vrt, compact, tmp / "big.tif")
-        rows.append(("engine default, compact model", "compact", args.big, res))
+        rows.append(("engine default, compact preset (FPN)", "compact", args.big, res))
 
     base = ref["mpx"] / ref["seconds"] if ref else None
-    print(f"\n{'method':44s} {'raster':>11s} {'Mpx/s':>8s} {'peak RSS':>9s} {'x ref':>6s} {'of bound':>8s} "
-          f"{'warm-up':>8s}")
+    print(f"\n{'method':58s} {'raster':>11s} {'Mpx/s':>8s} {'seconds':>8s} {'peak RSS':>9s} {'x ref':>6s} "
+          f"{'of bound':>8s} {'warm-up':>8s}")
     out = []
     for label, arch, size, r in rows:
         mpxs = r["mpx"] / r["seconds"]
         bound = rate / flops[arch] / 1e6
         ratio = f"{mpxs / base:.2f}" if base and arch == "fbp_unet" else "-"
-        print(f"{label:44s} {size:>5d}x{size:<5d} {mpxs:8.3f} {r['peak_rss_mb']:7.0f}MB {ratio:>6s} "
+        w, h = size if isinstance(size, tuple) else (size, size)
+        print(f"{label:58s} {w:>5d}x{h:<5d} {mpxs:8.3f} {r['seconds']:8.1f} {r['peak_rss_mb']:7.0f}MB {ratio:>6s} "
               f"{mpxs / bound * 100:7.1f}% {r.get('warmup_s', 0):7.1f}s")
-        out.append({"method": label, "model": arch, "size": size, "mpx_per_s": mpxs,
+        out.append({"method": label, "model": arch, "size": [w, h], "mpx_per_s": mpxs, "seconds": r["seconds"],
                     "peak_rss_mb": r["peak_rss_mb"], "ratio_to_reference": ratio, "bound_mpx_per_s": bound})
     if args.json:
         Path(args.json).write_text(json.dumps({"conv_gflops": rate / 1e9, "rows": out}, indent=2))

@@ -154,6 +154,10 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
         backend_name = req.backend
         if backend_name == "auto" and req.stitch == "centre-crop":
             backend_name = "torch"  # the reproduction mode runs what the reference ran
+        if backend_name == "auto" and req.adapt and inp.width * inp.height < ADAPTED_ONNX_MIN_PIXELS:
+            backend_name = "torch"  # exporting freshly adapted weights to ONNX costs more than it saves here
+        prog.stage(adapt_span[1], adapt_span[1])(0.0, "Preparing the model to run (a model's first use on "
+                                                     "the CPU exports it to ONNX once, 10-60 s)")
         backend = make_backend(model, card, model_path if not req.adapt else None,
                                backend=backend_name, device=req.device)
         from .models import input_multiple
@@ -215,6 +219,10 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
 
 
 GDAL_CACHE_MB = 256
+# Adapted weights exist only in memory, so onnxruntime would need a fresh ONNX export (~20-50 s on 2 cores);
+# torch on the CPU runs the compact model at ~2 Mpx/s and onnxruntime at ~5-7, so the export pays for itself
+# only beyond ~100 Mpx (bench/README.md).
+ADAPTED_ONNX_MIN_PIXELS = 100_000_000
 
 
 def _bound_gdal_cache() -> None:

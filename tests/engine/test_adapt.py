@@ -145,6 +145,26 @@ def test_quick_adapt_for_mapping_uses_the_open_input(setup):
     assert q["iterations"] == 2 and q["source_used"].startswith("source memory") and not net2.training
 
 
+def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup, monkeypatch):
+    """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
+    exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
+    from fbp_landcover.engine import backends, mapping
+
+    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+    d, model, target = setup
+    messages: list[str] = []
+    req = dict(image=str(target), model=str(model), sensor="planetscope", overwrite=True,
+               adapt={"iterations": 1, "batch_size": 2, "patch": 64})
+    res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_auto.tif"), **req),
+                                lambda f, m: messages.append(m))
+    assert res.backend == "torch" and "Preparing the model to run" in " ".join(messages)
+    monkeypatch.setattr(mapping, "ADAPTED_ONNX_MIN_PIXELS", 0)
+    res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_big.tif"), **req))
+    assert res.backend == "onnx"
+    res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_onnx.tif"), backend="torch", **req))
+    assert res.backend == "torch"
+
+
 def test_unknown_option_and_missing_source_are_refused(setup):
     d, model, target = setup
     with pytest.raises(TypeError, match="unknown adaptation option"):
