@@ -33,12 +33,18 @@ ARCHS = {  # name -> train_source() architecture arguments
     "compact": "preset",
     "unet_mnv3s": {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mobilenetv3_small_100",
                    "arch_kwargs": {"decoder_channels": [64, 32, 24, 16, 8]}},
+    "unet_lean": {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mobilenetv3_small_100",
+                  "arch_kwargs": {"decoder_channels": [32, 16, 16, 8, 8]}},
+    "linknet": {"architecture": "smp", "smp_arch": "Linknet", "encoder": "tu-mobilenetv3_small_100",
+                "arch_kwargs": {}},
     "fbp_unet": "preset",
 }
 LABELS = {
     "demo": "demo's small U-Net (MobileNetV3-small-050, depth 3)",
     "compact": "compact preset (FPN, MobileNetV3-small)",
     "unet_mnv3s": "U-Net, MobileNetV3-small (the earlier compact)",
+    "unet_lean": "U-Net, MobileNetV3-small, decoder 32-16-16-8-8",
+    "linknet": "Linknet, MobileNetV3-small",
     "fbp_unet": "fbp_unet (the authors' U-Net)",
 }
 
@@ -55,10 +61,11 @@ def arch_args(name: str) -> dict:
 
 
 def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
-    from bench.bench_adaptation import score
     from fbp_landcover.engine import synthetic
     from fbp_landcover.engine.training.adapt import adapt
     from fbp_landcover.engine.training.train import train_source
+
+    from bench.bench_adaptation import score
 
     d = root / f"seed{seed}"
     shutil.rmtree(d, ignore_errors=True)
@@ -71,9 +78,9 @@ def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
         model = d / f"{name}.fbpmodel"
         train_source(str(data.source_root), model, **arch_args(name), epochs=1,
                      iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size, patch=recipe.patch,
-                     lr=recipe.lr, class_aware=recipe.class_aware, stats="scene", val_patches=recipe.val_patches,
-                     memory_count=recipe.memory_count, memory_size=recipe.patch, seed=seed, device="cpu",
-                     resume=False)
+                     lr=recipe.lr, class_aware=recipe.class_aware, stats="scene",
+                     val_patches=recipe.val_patches, memory_count=recipe.memory_count,
+                     memory_size=recipe.patch, seed=seed, device="cpu", resume=False)
         train_s = time.monotonic() - t
         t = time.monotonic()
         adapted = d / f"{name}.adapted.fbpmodel"

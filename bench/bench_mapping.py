@@ -186,6 +186,7 @@ def main() -> None:
                     help="map the compact-size raster with quick adaptation first (the dock's default effort); 0 to skip")
     ap.add_argument("--big", type=int, default=0, help="also the compact model on a BIG x BIG virtual raster")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--big-only", action="store_true", help="only the --big row (peak memory on a huge raster)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -206,40 +207,42 @@ def main() -> None:
     flops = {"fbp_unet": 1.2245e6, "compact": model_flops_per_pixel(compact),
              "unet_mnv3s": model_flops_per_pixel(earlier)}
     rows = []
-    r1 = tmp / f"r{args.size}.tif"
-    write_raster(r1, args.size)
     ref = None
-    if not args.skip_reference:
-        ref = run_child("reference", r1, unet, tmp / "ref.npy")
-        rows.append(("reference scheme (authors' U-Net, torch)", "fbp_unet", args.size, ref))
-    cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet, tmp / "cc.tif")
-    rows.append(("engine centre-crop, torch", "fbp_unet", args.size, cc))
-    if ref is not None:
-        a = np.load(tmp / "ref.npy")
-        b = gdal.Open(str(tmp / "cc.tif")).ReadAsArray()
-        print(f"engine centre-crop vs reference: {np.mean(a == b) * 100:.4f} % identical pixels")
-    for label, kw in [("engine default (blend)", {}),
-                      ("engine blend, torch", {"backend": "torch"})]:
-        res = run_child("engine:" + json.dumps(kw), r1, unet, tmp / "e.tif")
-        rows.append((label, "fbp_unet", args.size, res))
+    if not args.big_only:
+        r1 = tmp / f"r{args.size}.tif"
+        write_raster(r1, args.size)
+        if not args.skip_reference:
+            ref = run_child("reference", r1, unet, tmp / "ref.npy")
+            rows.append(("reference scheme (authors' U-Net, torch)", "fbp_unet", args.size, ref))
+        cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet, tmp / "cc.tif")
+        rows.append(("engine centre-crop, torch", "fbp_unet", args.size, cc))
+        if ref is not None:
+            a = np.load(tmp / "ref.npy")
+            b = gdal.Open(str(tmp / "cc.tif")).ReadAsArray()
+            print(f"engine centre-crop vs reference: {np.mean(a == b) * 100:.4f} % identical pixels")
+        for label, kw in [("engine default (blend)", {}),
+                          ("engine blend, torch", {"backend": "torch"})]:
+            res = run_child("engine:" + json.dumps(kw), r1, unet, tmp / "e.tif")
+            rows.append((label, "fbp_unet", args.size, res))
     r2 = tmp / f"r{args.compact_size}.tif"
     write_raster(r2, args.compact_size)
-    res = run_child("engine:{}", r2, compact, tmp / "c.tif")
-    rows.append(("engine default, compact preset (FPN)", "compact", args.compact_size, res))
-    res = run_child("engine:{}", r2, earlier, tmp / "c2.tif")
-    rows.append(("engine default, U-Net MobileNetV3-small", "unet_mnv3s", args.compact_size, res))
-    if args.scene:
-        sw, sh = (int(v) for v in args.scene.lower().split("x"))
-        r3 = tmp / f"scene{sw}x{sh}.tif"
-        write_raster(r3, sw, sh)
-        res = run_child("engine:{}", r3, compact, tmp / "s.tif")
-        rows.append((f"engine default, compact preset: {sw}x{sh} scene", "compact", (sw, sh), res))
-    if args.adapt_iterations:
-        adaptable = make_adaptable_compact(tmp / "adapt")
-        res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2, adaptable,
-                        tmp / "a.tif")
-        rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run", "compact",
-                     args.compact_size, res))
+    if not args.big_only:
+        res = run_child("engine:{}", r2, compact, tmp / "c.tif")
+        rows.append(("engine default, compact preset (FPN)", "compact", args.compact_size, res))
+        res = run_child("engine:{}", r2, earlier, tmp / "c2.tif")
+        rows.append(("engine default, U-Net MobileNetV3-small", "unet_mnv3s", args.compact_size, res))
+        if args.scene:
+            sw, sh = (int(v) for v in args.scene.lower().split("x"))
+            r3 = tmp / f"scene{sw}x{sh}.tif"
+            write_raster(r3, sw, sh)
+            res = run_child("engine:{}", r3, compact, tmp / "s.tif")
+            rows.append((f"engine default, compact preset: {sw}x{sh} scene", "compact", (sw, sh), res))
+        if args.adapt_iterations:
+            adaptable = make_adaptable_compact(tmp / "adapt")
+            res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2, adaptable,
+                            tmp / "a.tif")
+            rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run", "compact",
+                         args.compact_size, res))
     if args.big:
         vrt = tmp / f"big{args.big}.vrt"
         repeated_vrt(r2, vrt, args.big, args.compact_size)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import FbpError
+from .models.presets import PRESETS, preset
 
 EXIT_OK = 0
 
@@ -34,6 +35,9 @@ def _smp_spec(args) -> dict:
     """train_source keyword arguments for the architecture options."""
     if args.arch == "fbp_unet":
         return {"architecture": "fbp_unet"}
+    if args.arch in PRESETS:
+        spec = preset(args.arch)
+        return {k: spec[k] for k in ("architecture", "smp_arch", "encoder", "arch_kwargs")}
     kwargs: dict = {}
     if args.encoder_depth is not None:
         kwargs["encoder_depth"] = args.encoder_depth
@@ -149,8 +153,9 @@ def add_commands(sub) -> None:
     t.add_argument("--iterations-per-epoch", type=int, help="default: the 512/384 patch grid / batch size")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--patch", type=int, default=512)
-    t.add_argument("--arch", default="fbp_unet", help="fbp_unet (the authors' U-Net) or an smp architecture "
-                   "such as Unet, DeepLabV3Plus")
+    t.add_argument("--arch", default="fbp_unet", help="a preset (fbp_unet: the authors' U-Net; compact: fastest "
+                   "on CPUs; mobile_unet; standard) or an smp architecture such as Unet, DeepLabV3Plus (then "
+                   "--encoder, --encoder-depth, --decoder-channels apply)")
     t.add_argument("--encoder", default="resnet18", help="smp/timm encoder for smp architectures")
     t.add_argument("--encoder-depth", type=int, help="smp encoder depth (3..5)")
     t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")

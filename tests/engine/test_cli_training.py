@@ -134,3 +134,18 @@ def test_ctrl_c_during_training_leaves_no_model(tiny_data, run, tmp_path, monkey
     assert Interrupting.calls > 0
     assert not model.exists() and not (tmp_path / "m.memory.npz").exists()
     assert not list(tmp_path.glob("*.fbpmodel")) and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("name", ["compact", "mobile_unet", "standard"])
+def test_train_arch_accepts_the_preset_names(name):
+    """`train --arch compact` trains the preset's network, whatever --encoder says."""
+    import argparse
+
+    from fbp_landcover.engine.cli_training import _smp_spec
+    from fbp_landcover.engine.models.presets import PRESETS
+
+    args = argparse.Namespace(arch=name, encoder="resnet18", encoder_depth=None, decoder_channels=None)
+    spec = _smp_spec(args)
+    assert spec == {k: PRESETS[name][k] for k in ("architecture", "smp_arch", "encoder", "arch_kwargs")}
+    assert _smp_spec(argparse.Namespace(arch="fbp_unet")) == {"architecture": "fbp_unet"}
+    assert PRESETS["compact"]["smp_arch"] == "FPN" and PRESETS["mobile_unet"]["smp_arch"] == "Unet"
