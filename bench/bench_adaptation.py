@@ -43,8 +43,8 @@ def score(model: Path, image: Path, truth: Path, out: Path) -> dict:
 def run_seed(seed: int, root: Path, variants: list[str], control_variants: list[str], recipe,
              iterations: int | None, log) -> dict:
     from fbp_landcover.engine import synthetic
+    from fbp_landcover.engine.demo import train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
-    from fbp_landcover.engine.training.train import train_source
 
     d = root / f"seed{seed}"
     shutil.rmtree(d, ignore_errors=True)
@@ -53,12 +53,7 @@ def run_seed(seed: int, root: Path, variants: list[str], control_variants: list[
                                           source_size=recipe.source_size, target_size=recipe.target_size)
     t = time.monotonic()
     model = d / "source.fbpmodel"
-    train_source(str(data.source_root), model, architecture="smp", smp_arch=recipe.smp_arch,
-                 encoder=recipe.encoder, arch_kwargs=dict(recipe.arch_kwargs), epochs=1,
-                 iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size, patch=recipe.patch,
-                 lr=recipe.lr, class_aware=recipe.class_aware, stats="scene", val_patches=recipe.val_patches,
-                 memory_count=recipe.memory_count, memory_size=recipe.patch, seed=seed, device="cpu",
-                 resume=False)
+    train_with_recipe(data.source_root, model, recipe, seed)
     log(f"seed {seed}: source model trained in {time.monotonic() - t:.0f} s")
     out: dict = {}
     for scene, image, truth in (("target", data.target_image, data.target_truth),

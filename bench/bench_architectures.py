@@ -62,8 +62,8 @@ def arch_args(name: str) -> dict:
 
 def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
     from fbp_landcover.engine import synthetic
+    from fbp_landcover.engine.demo import train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
-    from fbp_landcover.engine.training.train import train_source
 
     from bench.bench_adaptation import score
 
@@ -76,11 +76,7 @@ def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
     for name in archs:
         t = time.monotonic()
         model = d / f"{name}.fbpmodel"
-        train_source(str(data.source_root), model, **arch_args(name), epochs=1,
-                     iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size, patch=recipe.patch,
-                     lr=recipe.lr, class_aware=recipe.class_aware, stats="scene",
-                     val_patches=recipe.val_patches, memory_count=recipe.memory_count,
-                     memory_size=recipe.patch, seed=seed, device="cpu", resume=False)
+        train_with_recipe(data.source_root, model, recipe, seed, architecture=arch_args(name))
         train_s = time.monotonic() - t
         t = time.monotonic()
         adapted = d / f"{name}.adapted.fbpmodel"

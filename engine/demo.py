@@ -64,6 +64,21 @@ QUICK = DemoRecipe(n_source=1, source_size=192, target_size=160, iterations=6, b
                    val_patches=2)
 
 
+def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device: str = "cpu",
+                      architecture: dict | None = None, name: str | None = None, progress=None):
+    """Train a source model on ``source_root`` with the recipe's budget (one epoch of recipe.iterations) and
+    its small U-Net, or ``architecture`` (train_source's architecture, smp_arch, encoder, arch_kwargs)."""
+    from .training.train import train_source
+
+    arch = architecture or {"architecture": "smp", "smp_arch": recipe.smp_arch, "encoder": recipe.encoder,
+                            "arch_kwargs": dict(recipe.arch_kwargs)}
+    return train_source(str(source_root), out, **arch, name=name, epochs=1,
+                        iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size, patch=recipe.patch,
+                        lr=recipe.lr, class_aware=recipe.class_aware, stats="scene", val_patches=recipe.val_patches,
+                        memory_count=recipe.memory_count, memory_size=recipe.patch, seed=seed, device=device,
+                        resume=False, progress=progress)
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     existing = [p for p in PRODUCTS if (out / p).exists()]
     if existing and not overwrite:
@@ -112,7 +127,6 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
     from .evaluate import evaluate
     from .mapping import MapRequest, map_landcover
     from .training.adapt import adapt
-    from .training.train import train_source
 
     times: dict[str, float] = {}
     t_all = time.monotonic()
@@ -133,13 +147,8 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
     models.mkdir()
     src_model, ada_model = models / "source_only.fbpmodel", models / "adapted.fbpmodel"
     t = time.monotonic()
-    train_source(str(data.source_root), src_model, architecture="smp", smp_arch=recipe.smp_arch,
-                 encoder=recipe.encoder, arch_kwargs=dict(recipe.arch_kwargs), name="demo-source-only",
-                 epochs=1, iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size,
-                 patch=recipe.patch, lr=recipe.lr, class_aware=recipe.class_aware, stats="scene",
-                 val_patches=recipe.val_patches, memory_count=recipe.memory_count, memory_size=recipe.patch,
-                 seed=seed, device=device,
-                 resume=False, progress=prog.stage(0.02, 0.62))
+    train_with_recipe(data.source_root, src_model, recipe, seed, device=device, name="demo-source-only",
+                      progress=prog.stage(0.02, 0.62))
     for leftover in (models / "source_only.resume.pt", models / "source_only.last.fbpmodel"):
         leftover.unlink(missing_ok=True)  # one epoch: "last" is the model itself; nothing to resume
     shutil.rmtree(models / ".fbp_label_cache", ignore_errors=True)
