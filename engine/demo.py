@@ -280,21 +280,15 @@ def _report(s: dict, results: dict) -> str:
     for key, name in (("oa", "overall accuracy"), ("miou", "mean IoU"), ("mf1", "mean F1")):
         lines.append(f"| {name} | {_pct(c['fine'][key])} | {_pct(c['coarse'][key])} |")
     lines.append(f"| kappa | {_num(c['fine']['kappa'])} | {_num(c['coarse']['kappa'])} |")
-    lines += ["", "## Per-class IoU on the target (24 classes)", "",
-              "| class | truth px | source-only | adapted | change |", "|---|---:|---:|---:|---:|"]
-    fa, fb = results["source_only"]["fine"]["per_class"], results["adapted"]["fine"]["per_class"]
-    for ra, rb in zip(fa, fb, strict=True):
-        if ra["reference_pixels"] or ra["map_pixels"] or rb["map_pixels"]:
-            lines.append(f"| {ra['index']} {ra['name']} | {ra['reference_pixels']:,} | {_pct(ra['iou'])} | "
-                         f"{_pct(rb['iou'])} | {_delta(ra['iou'], rb['iou'])} |")
-    lines += ["", "## Per-class IoU on the target (coarse legend)", "",
-              "| class | truth px | source-only | adapted | change |", "|---|---:|---:|---:|---:|"]
-    ca, cb = results["source_only"]["coarse"]["per_class"], results["adapted"]["coarse"]["per_class"]
-    for ra, rb in zip(ca, cb, strict=True):
-        if ra["reference_pixels"] or ra["map_pixels"] or rb["map_pixels"]:
-            lines.append(f"| {ra['name']} | {ra['reference_pixels']:,} | {_pct(ra['iou'])} | "
-                         f"{_pct(rb['iou'])} | "
-                         f"{_delta(ra['iou'], rb['iou'])} |")
+    for legend, title, label in (("fine", "24 classes", lambda r: f"{r['index']} {r['name']}"),
+                                 ("coarse", "coarse legend", lambda r: r["name"])):
+        lines += ["", f"## Per-class IoU on the target ({title})", "",
+                  "| class | truth px | source-only | adapted | change |", "|---|---:|---:|---:|---:|"]
+        before, after = results["source_only"][legend]["per_class"], results["adapted"][legend]["per_class"]
+        for ra, rb in zip(before, after, strict=True):
+            if ra["reference_pixels"] or ra["map_pixels"] or rb["map_pixels"]:
+                lines.append(f"| {label(ra)} | {ra['reference_pixels']:,} | {_pct(ra['iou'])} | "
+                             f"{_pct(rb['iou'])} | {_delta(ra['iou'], rb['iou'])} |")
     lines += ["", "## Files", ""]
     lines.append(f"- Models: `{s['models']['source_only']}`, `{s['models']['adapted']}` (provenance inside; "
                  "`fbp-landcover models info FILE`)")

@@ -156,8 +156,8 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             backend_name = "torch"  # the reproduction mode runs what the reference ran
         if backend_name == "auto" and req.adapt and inp.width * inp.height < ADAPTED_ONNX_MIN_PIXELS:
             backend_name = "torch"  # exporting freshly adapted weights to ONNX costs more than it saves here
-        prog.stage(adapt_span[1], adapt_span[1])(0.0, "Preparing the model to run (a model's first use on "
-                                                     "the CPU exports it to ONNX once, 10-60 s)")
+        prog(adapt_span[1], "Preparing the model to run (a model's first use on the CPU exports it to ONNX "
+                            "once, 10-60 s)")
         backend = make_backend(model, card, model_path if not req.adapt else None,
                                backend=backend_name, device=req.device)
         from .models import input_multiple

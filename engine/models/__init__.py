@@ -67,9 +67,13 @@ def probability_model(model: Any) -> Any:
         e = torch.exp(logits - logits.amax(dim=1, keepdim=True))
         return e / e.sum(dim=1, keepdim=True)
 
-    class Softmax(nn.Module):
-        def forward(self, logits):
-            return softmax(logits)
+    class WithSoftmax(nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return softmax(self.inner(x))
 
     class SoftmaxThenUpsample(nn.Module):
         def __init__(self, upsample: Any) -> None:
@@ -79,22 +83,13 @@ def probability_model(model: Any) -> Any:
         def forward(self, logits):
             return self.upsample(softmax(logits))
 
-    class Probabilities(nn.Module):
-        def __init__(self, inner: Any, after: Any) -> None:
-            super().__init__()
-            self.inner = inner
-            self.after = after
-
-        def forward(self, x):
-            return self.after(self.inner(x))
-
     head = getattr(model, "segmentation_head", None)
     if (isinstance(head, nn.Sequential) and len(head) == 3 and isinstance(head[1], nn.Upsample)
             and isinstance(getattr(head[2], "activation", None), nn.Identity)):
         import copy
 
-        inner = copy.copy(model)  # a shallow copy whose head alone differs; parameters are shared
-        inner._modules = dict(model._modules)
-        inner.segmentation_head = nn.Sequential(head[0], SoftmaxThenUpsample(head[1]), head[2])
-        return Probabilities(inner, nn.Identity()).eval()
-    return Probabilities(model, Softmax()).eval()
+        probs = copy.copy(model)  # a shallow copy whose head alone differs; parameters are shared
+        probs._modules = dict(model._modules)
+        probs.segmentation_head = nn.Sequential(head[0], SoftmaxThenUpsample(head[1]), head[2])
+        return probs
+    return WithSoftmax(model).eval()
