@@ -18,7 +18,6 @@ from qgis.core import (
     QgsMapLayerProxyModel,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
-    QgsProcessingFeedback,
     QgsProcessingUtils,
     QgsProject,
     QgsRasterLayer,
@@ -48,23 +47,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import engine_check, styling
+from .engine_box import EngineBox
+from .tasks import TaskFeedback as DockFeedback
 
 ALGORITHM_ID = "fbplandcover:maplandcover"
-
-
-class DockFeedback(QgsProcessingFeedback):
-    """Processing feedback that also signals stage texts and errors (emitted on the worker thread)."""
-
-    stage = pyqtSignal(str)
-    error = pyqtSignal(str)
-
-    def setProgressText(self, text: str) -> None:  # noqa: N802
-        super().setProgressText(text)
-        self.stage.emit(text)
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
-        super().reportError(error, fatalError)
-        self.error.emit(error)
 
 
 def _eta(elapsed: float, fraction: float) -> str:
@@ -106,6 +92,10 @@ class LandCoverDock(QDockWidget):
         self.problem_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.problem_label.hide()
         outer.addWidget(self.problem_label)
+        self.engine_box = EngineBox()
+        self.engine_box.hide()
+        self.engine_box.engine_changed.connect(self.on_engine_changed)
+        outer.addWidget(self.engine_box)
 
         form = QFormLayout()
         self.layer_combo = QgsMapLayerComboBox()
@@ -213,14 +203,21 @@ class LandCoverDock(QDockWidget):
         """Check the engine (imports torch once), fill the model list and the device line."""
         self._engine_checked = True
         problem = engine_check.engine_problem()
-        self.problem_label.setText(problem or "")
-        self.problem_label.setVisible(bool(problem))
+        if problem:
+            self.engine_box.show_problem(problem)
+        else:
+            self.engine_box.setVisible(self.engine_box.run is not None)  # keep the install's last words
         self.run_button.setEnabled(not problem)
         self.add_model_button.setEnabled(not problem)
         self.device_label.setText(engine_check.device_line())
         if not problem:
             self.refresh_models()
         return problem
+
+    def on_engine_changed(self) -> None:
+        """An install, repair or removal finished: check again (no restart needed when it loads)."""
+        engine_check.reset()
+        self.refresh_engine_state()
 
     def refresh_models(self, select: str | None = None) -> None:
         from .models_folder import model_entries, models_dir
@@ -288,7 +285,8 @@ class LandCoverDock(QDockWidget):
         from .diagnostics_dialog import DiagnosticsDialog
         from .models_folder import models_dir
 
-        self._diagnostics = DiagnosticsDialog(engine_check.diagnostics_text(models_dir()), self)
+        self._diagnostics = DiagnosticsDialog(engine_check.diagnostics_text(models_dir()), self, models_dir())
+        self._diagnostics.engine_changed.connect(self.on_engine_changed)
         self._diagnostics.show()
 
     # ---- running ------------------------------------------------------------------------------
@@ -456,6 +454,7 @@ class LandCoverDock(QDockWidget):
 
     def shutdown(self) -> None:
         """Cancel a running task and disconnect what this panel connected (plugin unload)."""
+        self.engine_box.shutdown()
         if self.task is not None:
             try:
                 self.task.executed.disconnect(self._on_executed)

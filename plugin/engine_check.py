@@ -9,11 +9,9 @@ from __future__ import annotations
 import platform
 import sys
 from functools import lru_cache
+from pathlib import Path
 
-SETUP_HINT = (
-    "run scripts/setup.sh in the plugin's folder and start QGIS through .venv/bin/qgis "
-    "(or .venv/bin/qgis_process) so that QGIS's Python sees the engine's packages"
-)
+PLUGIN_FOLDER = Path(__file__).resolve().parents[1]
 
 
 @lru_cache(maxsize=1)
@@ -32,12 +30,41 @@ def _check() -> str | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def qgis_python() -> str:
+    """QGIS's real Python interpreter, in words (the installer's search; never raises)."""
+    try:
+        from .installer.interpreter import find
+
+        found = find()
+        return f"{found.path} (Python {found.version})"
+    except Exception:  # noqa: BLE001
+        return f"{sys.executable} (Python {platform.python_version()}; the real interpreter was not found)"
+
+
 def _sentence(package: str, exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (
-        f"The FBP Land Cover engine cannot start because {package} could not be loaded by QGIS's Python "
-        f"{sys.executable} ({first}); {SETUP_HINT}."
-    )
+    try:
+        from .engine_folder import engine_folder
+
+        folder = engine_folder()
+        where, installed = folder.site, folder.installed()
+    except Exception:  # noqa: BLE001 (no QGIS application: a plain Python)
+        where, installed = None, False
+    if installed:
+        return (f"The FBP Land Cover engine installed in {where} does not load: {package} failed in QGIS's "
+                f"Python "
+                f"{qgis_python()} ({first}); use 'Repair the engine' in FBP Land Cover ▸ Diagnostics… (or "
+                f"run "
+                "fbplandcover:installengine again).")
+    return (f"The FBP Land Cover engine is not installed for this QGIS yet: {package} cannot be loaded by "
+            f"QGIS's "
+            f"Python {qgis_python()} ({first}). Press 'Install the engine' in the FBP Land Cover panel (or "
+            f"run "
+            "'Install the engine', fbplandcover:installengine, from the Processing toolbox): it puts the "
+            f"engine's packages into {where or 'the plugin folder of your QGIS profile'} and leaves QGIS's "
+            f"own "
+            f"packages as they are. (Plugin folder: {PLUGIN_FOLDER}; developers use scripts/setup.sh there.)")
 
 
 def engine_problem() -> str | None:
@@ -46,8 +73,9 @@ def engine_problem() -> str | None:
 
 
 def reset() -> None:
-    """Forget the cached result (after the user fixed the environment)."""
+    """Forget the cached result (after an install, a repair or a removal)."""
     _check.cache_clear()
+    qgis_python.cache_clear()
 
 
 def _version(module: str) -> str:
@@ -77,6 +105,22 @@ def device_line() -> str:
         return f"unknown ({type(exc).__name__}: {exc})"
 
 
+def engine_folder_line() -> str:
+    """Where the installed engine is and what the install recorded, in one line (never raises)."""
+    try:
+        from .engine_folder import engine_folder
+
+        folder = engine_folder()
+    except Exception as exc:  # noqa: BLE001
+        return f"unknown ({exc})"
+    if not folder.installed():
+        return f"{folder.site} (not installed; the engine's packages come from QGIS's own Python, if at all)"
+    record = folder.record() or {}
+    build = record.get("torch_build", "?")
+    return (f"{folder.site} (installed {record.get('installed', '?')}, PyTorch {build} build, "
+            f"{len(record.get('packages', []))} packages; log {folder.log})")
+
+
 def diagnostics_text(models_dir: str | None = None) -> str:
     """A plain-text report (versions, device and why, model folder) to paste into a bug report."""
     lines = ["FBP Land Cover diagnostics"]
@@ -95,6 +139,8 @@ def diagnostics_text(models_dir: str | None = None) -> str:
     except Exception as exc:  # noqa: BLE001
         lines.append(f"GDAL: not available ({exc})")
     lines.append(f"numpy: {_version('numpy')}")
+    lines.append(f"QGIS's Python interpreter (for pip): {qgis_python()}")
+    lines.append(f"Engine folder: {engine_folder_line()}")
     problem = engine_problem()
     if problem:
         lines.append(f"Engine: NOT USABLE: {problem}")
@@ -102,7 +148,8 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from ..engine.torch_import import import_torch
 
         torch = import_torch()
-        lines.append(f"torch: {torch.__version__} (built for CUDA {torch.version.cuda or 'none: CPU-only build'})")
+        built = torch.version.cuda or "none: CPU-only build"
+        lines.append(f"torch: {torch.__version__} (built for CUDA {built})")
         cuda = torch.cuda.is_available()
         lines.append(f"CUDA available: {'yes, ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
         lines.append(f"segmentation-models-pytorch: {_version('segmentation_models_pytorch')}")

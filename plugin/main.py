@@ -79,7 +79,9 @@ class FbpLandcoverPlugin:
         from .engine_check import diagnostics_text
         from .models_folder import models_dir
 
-        self._diagnostics = DiagnosticsDialog(diagnostics_text(models_dir()), self.iface.mainWindow())
+        self._diagnostics = DiagnosticsDialog(diagnostics_text(models_dir()), self.iface.mainWindow(), models_dir())
+        if self.dock is not None:
+            self._diagnostics.engine_changed.connect(self.dock.on_engine_changed)
         self._diagnostics.show()
 
     def unload(self) -> None:

@@ -10,13 +10,14 @@ from .alg_base import ICON
 
 def algorithm_classes() -> list[type]:
     from .alg_admin import AddModel, Diagnostics
+    from .alg_install import InstallEngine, RemoveEngine
     from .alg_many import MapLandCoverMany
     from .alg_map import MapLandCover
     from .alg_tools import ClassAreas, CollapseClasses
     from .alg_training import AdaptModel, AssessAccuracy, TrainSourceModel
 
     return [MapLandCover, MapLandCoverMany, ClassAreas, CollapseClasses, AddModel, Diagnostics,
-            TrainSourceModel, AdaptModel, AssessAccuracy]
+            TrainSourceModel, AdaptModel, AssessAccuracy, InstallEngine, RemoveEngine]
 
 
 class FbpProvider(QgsProcessingProvider):

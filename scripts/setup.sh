@@ -7,6 +7,8 @@
 #   - fbp_landcover importable from the venv, and loadable by QGIS from .venv/plugins
 #   - .venv/bin/fbp-landcover, and .venv/bin/qgis / .venv/bin/qgis_process wrappers that let
 #     QGIS's embedded Python see the venv (it takes its prefix from the first python3 on PATH)
+#   - .wheels/: the wheels of the engine's runtime packages, so that the tests can prove the analyst's
+#     path (plugin ZIP into the system QGIS, "Install the engine" from inside QGIS) without a network
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -40,7 +42,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
 stamp="$VENV/.fbp-requirements.sha256"
-want="$(cat "$ROOT/scripts/constraints.txt" "$ROOT/scripts/requirements.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/scripts/constraints.txt" "$ROOT/scripts/requirements.txt" "$ROOT/requirements.txt" \
+  | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing pinned Python packages (about 30 s)"
   # Keep the pins for every later pip call in this venv too.
@@ -54,7 +57,24 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# --- 3. The package, the plugin path and the commands ------------------------------------------
+# --- 3. The local wheel folder for the analyst's path ------------------------------------------
+# The engine installer's test installs from this folder alone (no index, no network), with QGIS's own
+# Python, exactly as an analyst's "Install the engine" does from PyPI. pip itself is there too, for a
+# Python that lacks it.
+wheels="$ROOT/.wheels"
+wstamp="$wheels/.fbp-wheels.sha256"
+if [ "$(cat "$wstamp" 2>/dev/null)" != "$want" ]; then
+  say "filling .wheels/ with the engine's runtime wheels (once, about 10 s)"
+  mkdir -p "$wheels"
+  if ! "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" \
+      -c "$ROOT/scripts/constraints.txt" -r "$ROOT/requirements.txt" pip > "$VENV/pip-download.log" 2>&1; then
+    cat "$VENV/pip-download.log" >&2
+    exit 1
+  fi
+  echo "$want" > "$wstamp"
+fi
+
+# --- 4. The package, the plugin path and the commands ------------------------------------------
 # The repository root is the plugin folder (and the Python package fbp_landcover): link it under
 # .venv/plugins so that both Python (.pth) and QGIS (QGIS_PLUGINPATH) find it by that name.
 mkdir -p "$VENV/plugins"

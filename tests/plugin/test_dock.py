@@ -124,24 +124,28 @@ def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
     assert dock.area_table.rowCount() == 0
 
 
-def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider, models_folder,
-                                                       monkeypatch):
+def test_missing_engine_shows_the_install_box_in_the_dock(qgis_iface, qgis_new_project, fbp_provider,
+                                                          models_folder, monkeypatch, tmp_path):
     from fbp_landcover.engine import torch_import
-    from fbp_landcover.plugin import engine_check
+    from fbp_landcover.plugin import engine_check, engine_folder
     from fbp_landcover.plugin.dock import LandCoverDock
 
     def no_torch():
         raise OSError("libtorch_cpu.so: cannot open shared object file")
 
     monkeypatch.setattr(torch_import, "import_torch", no_torch)
+    monkeypatch.setattr(engine_folder, "profile_dir", lambda: tmp_path)
     engine_check.reset()
     try:
         widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
         widget.show()
-        text = widget.problem_label.text()
-        assert text.startswith("The FBP Land Cover engine cannot start because PyTorch (torch)")
-        assert "libtorch_cpu.so" in text and "scripts/setup.sh" in text and "Traceback" not in text
-        assert widget.problem_label.isVisible()
+        box = widget.engine_box
+        text = box.problem_label.text()
+        assert text.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch (torch)")
+        assert "libtorch_cpu.so" in text and "'Install the engine'" in text and "Traceback" not in text
+        assert str(tmp_path / "python" / "dependencies" / "fbp_landcover") in text
+        assert box.isVisible() and box.install_button.isEnabled() and box.install_button.text() == "Install the engine"
+        assert not widget.problem_label.isVisible()
         assert not widget.run_button.isEnabled() and not widget.add_model_button.isEnabled()
         assert widget.device_label.text().startswith("none")
         assert widget.start() is False and widget.task is None

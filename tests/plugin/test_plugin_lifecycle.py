@@ -31,7 +31,8 @@ def test_classfactory_and_init_processing_import_no_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-3] == ("['adaptmodel', 'addmodel', 'assessaccuracy', 'classareas', 'collapseclasses', "
-                         "'diagnostics', 'maplandcover', 'maplandcovermany', 'trainsourcemodel']")
+                         "'diagnostics', 'installengine', 'maplandcover', 'maplandcovermany', 'removeengine', "
+                         "'trainsourcemodel']")
     assert lines[-2] == "False False"
     assert lines[-1] == "True"
 
@@ -65,7 +66,7 @@ def test_init_gui_and_unload_remove_everything(qgis_iface, free_provider_slot):
         getattr(qgis_iface, mock).reset_mock()
     plugin = _load(qgis_iface)
     assert registry.providerById("fbplandcover") is plugin.provider
-    assert len(plugin.provider.algorithms()) == 9
+    assert len(plugin.provider.algorithms()) == 11
     actions = list(plugin.actions)
     assert [a.text() for a in actions] == ["Map land cover", "Diagnostics…"]
     qgis_iface.addRasterToolBarIcon.assert_called_once_with(plugin.map_action)

@@ -143,8 +143,10 @@ def test_missing_engine_is_one_sentence_in_algorithms(fbp_provider, engine_missi
     from fbp_landcover.plugin.engine_check import engine_problem
 
     sentence = engine_problem()
-    assert sentence.startswith("The FBP Land Cover engine cannot start because PyTorch (torch)")
-    assert "scripts/setup.sh" in sentence and ".venv/bin/qgis" in sentence and "\n" not in sentence
+    assert sentence.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch (torch) "
+                               "cannot be loaded by QGIS's Python")
+    assert "fbplandcover:installengine" in sentence and "No module named 'torch'" in sentence
+    assert "\n" not in sentence
     alg = fbp_provider.algorithm("maplandcover")
     assert alg.canExecute() == (False, sentence)
     with pytest.raises(QgsProcessingException) as info:
