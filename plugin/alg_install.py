@@ -64,11 +64,9 @@ class InstallEngine(FbpAlgorithm):
         self.addOutput(QgsProcessingOutputBoolean("RESTART_NEEDED", tr("QGIS must be restarted")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..engine.errors import Cancelled
-        from ..engine.progress import Progress
         from . import engine_check
         from .engine_folder import engine_folder
-        from .installer import CANCELLED, InstallError
+        from .installer import InstallError
         from .installer.folder import activate
         from .installer.install import install
         from .installer.plan import Settings
@@ -83,11 +81,8 @@ class InstallEngine(FbpAlgorithm):
         feedback.pushInfo(f"Engine folder: {folder.site}")
         feedback.pushInfo(f"Install log: {folder.log}")
         bridge = FeedbackBridge(feedback)
-        try:
-            result = install(folder.profile, settings, Progress(bridge.progress, bridge.is_cancelled),
-                             bridge.is_cancelled)
-        except Cancelled:
-            raise QgsProcessingException(CANCELLED) from None
+        try:  # the installer gives its own estimate (download rate, unpacking time) in its messages
+            result = install(folder.profile, settings, bridge.progress, bridge.is_cancelled)
         except InstallError as exc:
             raise QgsProcessingException(str(exc)) from None
         feedback.pushInfo(f"QGIS's Python: {result.python.describe()}")

@@ -128,6 +128,10 @@ class LandCoverDock(QDockWidget):
         model_row.addWidget(self.model_combo, 1)
         model_row.addWidget(self.add_model_button)
         form.addRow("Model", model_row)
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        form.addRow("", self.model_info)
 
         adapt_row = QHBoxLayout()
         self.adapt_check = QCheckBox("Adapt to this image first")
@@ -230,6 +234,7 @@ class LandCoverDock(QDockWidget):
             self.problem_label.setText(f"The model folder could not be read: {exc}")
             self.problem_label.show()
             entries = []
+        self._entries = {entry.name: entry for entry in entries}
         for entry in entries:
             self.model_combo.addItem(entry.name, entry.name)
             self.model_combo.setItemData(self.model_combo.count() - 1, entry.summary or entry.path, Qt.ToolTipRole)
@@ -237,6 +242,20 @@ class LandCoverDock(QDockWidget):
             index = self.model_combo.findData(current)
             if index >= 0:
                 self.model_combo.setCurrentIndex(index)
+
+    def _model_changed(self) -> None:
+        """Say what the chosen model was trained on; loudly when it is generated data or untrained."""
+        entry = getattr(self, "_entries", {}).get(self.model_combo.currentData())
+        if entry is None:
+            self.model_info.setText("")
+            return
+        if entry.not_real:
+            self.model_info.setStyleSheet("color: #b00020;")
+            self.model_info.setText(f"Trained on: {entry.trained_on}. Its maps are not the land cover of a real "
+                                    "place.")
+        else:
+            self.model_info.setStyleSheet("")
+            self.model_info.setText(f"Trained on: {entry.trained_on}.")
 
     def add_model_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

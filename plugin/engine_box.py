@@ -66,7 +66,10 @@ class EngineBox(QGroupBox):
 
     def show_problem(self, text: str) -> None:
         """Show the engine's problem sentence, and offer the CUDA build when an NVIDIA GPU is present."""
+        self.setTitle("The engine is not installed")
         self.problem_label.setText(text)
+        self.problem_label.show()
+        self.install_button.show()
         from .installer.plan import DOWNLOAD_MB, nvidia_gpu
 
         gpu = nvidia_gpu()
@@ -122,10 +125,16 @@ class EngineBox(QGroupBox):
         self.install_button.setText("Install the engine")
         cancelled = self.run.cancelled
         if ok:
-            self.progress_bar.setValue(100)
+            self.progress_bar.hide()
             restart = results.get("RESTART_NEEDED")
+            self.setTitle("The engine is installed")
             self.stage_label.setText("The engine is installed; restart QGIS to use it." if restart
-                                     else f"The engine is installed ({results.get('OUTCOME')}).")
+                                     else f"Ready: the engine was {results.get('OUTCOME')} with QGIS's Python "
+                                     f"{results.get('PYTHON_USED')} into {results.get('FOLDER')}.")
+            if not restart:
+                self.problem_label.hide()
+                self.install_button.hide()
+                self.cuda_check.hide()
         else:
             self.progress_bar.hide()
             self.stage_label.setText(CANCELLED if cancelled

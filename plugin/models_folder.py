@@ -20,6 +20,13 @@ class ModelEntry:
     name: str  # what the registry resolves
     path: str
     summary: str  # one line of metadata for the combo box tooltip and the diagnostics
+    trained_on: str = ""  # the card's provenance: what the weights were trained on, in its own words
+
+    @property
+    def not_real(self) -> bool:
+        """Trained on generated data, or not trained at all: its maps are not land cover of a real place."""
+        text = self.trained_on.lower()
+        return any(word in text for word in ("synthetic", "generated", "untrained", "random weights"))
 
 
 def _summary(card) -> str:
@@ -36,7 +43,12 @@ def model_entries(folder: str | None = None) -> list[ModelEntry]:
     from ..engine import registry
 
     folder = folder or models_dir()
-    return [ModelEntry(name, str(path), _summary(card)) for name, card, path in registry.list_models(folder)]
+    return [ModelEntry(name, str(path), _summary(card), _trained_on(card))
+            for name, card, path in registry.list_models(folder)]
+
+
+def _trained_on(card) -> str:
+    return str((getattr(card, "provenance", None) or {}).get("trained_on", "") or "not stated in the model card")
 
 
 def add_model(src: str, folder: str | None = None) -> ModelEntry:
@@ -47,4 +59,5 @@ def add_model(src: str, folder: str | None = None) -> ModelEntry:
     from ..engine.checkpoints import model_stem, read_card
 
     path = registry.add_model(src, folder)  # the registered file
-    return ModelEntry(model_stem(path), str(path), _summary(read_card(path)))
+    card = read_card(path)
+    return ModelEntry(model_stem(path), str(path), _summary(card), _trained_on(card))

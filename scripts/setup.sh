@@ -64,10 +64,9 @@ fi
 wheels="$ROOT/.wheels"
 wstamp="$wheels/.fbp-wheels.sha256"
 if [ "$(cat "$wstamp" 2>/dev/null)" != "$want" ]; then
-  say "filling .wheels/ with the engine's runtime wheels (once, about 10 s)"
-  mkdir -p "$wheels"
-  if ! "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" \
-      -c "$ROOT/scripts/constraints.txt" -r "$ROOT/requirements.txt" pip > "$VENV/pip-download.log" 2>&1; then
+  say "filling .wheels/ with the engine's runtime wheels (once, about 20 s)"
+  if ! "$VENV/bin/python" "$ROOT/scripts/fill_wheels.py" "$wheels" "$ROOT/scripts/constraints.txt" \
+      "$ROOT/requirements.txt" > "$VENV/pip-download.log" 2>&1; then
     cat "$VENV/pip-download.log" >&2
     exit 1
   fi

@@ -72,8 +72,10 @@ class PipRun:
 
 
 def run(argv: list[str], env: dict[str, str], log: Callable[[str], None], on_line: Callable[[str], None],
-        is_cancelled: CancelFn, timeout: float | None = None) -> PipRun:
-    """Run pip, passing each output line to ``on_line`` and ``log``; cancel kills it (InstallCancelled)."""
+        is_cancelled: CancelFn, timeout: float | None = None,
+        on_tick: Callable[[], None] | None = None) -> PipRun:
+    """Run pip, passing each output line to ``on_line`` and ``log``, and calling ``on_tick`` about once a
+    second while pip is silent (a long download or the unpacking); cancel kills it (InstallCancelled)."""
     log("$ " + " ".join(argv))
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -93,7 +95,7 @@ def run(argv: list[str], env: dict[str, str], log: Callable[[str], None], on_lin
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     seen: list[str] = []
-    started = time.monotonic()
+    started = last_tick = time.monotonic()
     try:
         while True:
             try:
@@ -106,6 +108,9 @@ def run(argv: list[str], env: dict[str, str], log: Callable[[str], None], on_lin
                 seen.append(line)
                 log(line)
                 on_line(line)
+            elif on_tick is not None and time.monotonic() - last_tick >= 1.0:
+                last_tick = time.monotonic()
+                on_tick()
             if is_cancelled():
                 raise InstallCancelled()
             if timeout is not None and time.monotonic() - started > timeout:

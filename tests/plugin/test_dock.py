@@ -45,6 +45,8 @@ def test_dock_shows_detection_device_and_models(dock, naip_crop, haiti_crop):
     _choose(dock, naip_crop, "naip")  # its bands are tagged Gray, Undefined...: the engine cannot tell
     assert dock.sensor_reason.text().startswith("Not detected: Cannot tell which sensor")
     assert dock.model_combo.currentData() == "tiny"
+    assert dock.model_info.text() == ("Trained on: untrained random weights, made for tests. Its maps are not "
+                                      "the land cover of a real place.")
     assert dock.device_label.text().startswith(("CPU", "CUDA"))
     assert not dock.problem_label.isVisible() and dock.run_button.isEnabled()
 

@@ -116,7 +116,11 @@ def test_the_box_runs_the_algorithm_and_the_panel_turns_usable(qgis_iface, qgis_
         assert box.install_button.text() == "Cancel the installation"
         wait_for(lambda: box.run is not None and not box.run.running, timeout=60)
         assert state["settings"].wheel_folder == str(WHEELS) and state["settings"].torch_build == "cpu"
-        assert box.stage_label.text() == "The engine is installed (installed)."
+        site = profile / "python" / "dependencies" / "fbp_landcover" / "py3.11"
+        assert box.stage_label.text() == (f"Ready: the engine was installed with QGIS's Python {sys.executable} "
+                                          f"into {site}.")
+        assert box.title() == "The engine is installed"
+        assert not box.install_button.isVisible() and not box.problem_label.isVisible()
         assert str(profile / "fbp_landcover" / "logs" / "engine-install.log") in box.log_label.text()
         assert widget.run_button.isEnabled() and widget.add_model_button.isEnabled()
         assert widget.device_label.text().startswith(("CPU", "CUDA"))
