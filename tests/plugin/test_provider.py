@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ALGORITHMS = {"maplandcover", "maplandcovermany", "classareas", "collapseclasses", "addmodel", "diagnostics",
-              "trainsourcemodel", "adaptmodel", "assessaccuracy"}
+              "trainsourcemodel", "adaptmodel", "assessaccuracy", "installengine", "removeengine"}
 
 
 def test_provider_registers_every_algorithm_with_help(fbp_provider):
@@ -52,17 +52,40 @@ def test_metadata_is_complete_for_the_plugin_repository():
         assert general.get(key), key
     assert general["name"] == "FBP Land Cover"
     assert general["qgisMinimumVersion"] == "3.34"
-    assert general["version"] == "0.1.0"
+    from fbp_landcover.engine import __version__
+
+    assert general["version"] == __version__
     assert general["hasProcessingProvider"] == "yes"
     assert general["category"] == "Raster"
     assert general["experimental"] == "True"
-    for dep in ("torch", "segmentation-models-pytorch", "onnxruntime", "GDAL"):
-        assert dep in general["about"], dep
+    for words in ("PyTorch", "segmentation-models-pytorch", "onnxruntime", "Install the engine",
+                  "python/dependencies/fbp_landcover", "never replacing QGIS's own packages"):
+        assert words in general["about"], words
     assert (ROOT / general["icon"]).is_file()
 
 
-@pytest.mark.parametrize("module", ["main", "dock", "styling", "alg_map", "alg_tools", "alg_admin", "alg_training",
-                                    "provider", "engine_check", "models_folder", "diagnostics_dialog", "alg_base"])
+@pytest.mark.parametrize("module", sorted(p.relative_to(ROOT / "plugin").as_posix()
+                                           for p in (ROOT / "plugin").rglob("*.py")))
 def test_plugin_imports_qt_only_through_qgis_pyqt(module):
-    text = (ROOT / "plugin" / f"{module}.py").read_text()
+    text = (ROOT / "plugin" / module).read_text()
     assert "import PyQt5" not in text and "from PyQt5" not in text
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in (ROOT / "plugin" / "installer").glob("*.py")))
+def test_the_installer_needs_neither_qgis_nor_torch(module):
+    """It must work exactly when the engine's packages are missing, and outside QGIS: it imports the
+    standard library, itself and the engine's light progress helper only."""
+    import ast
+    import sys
+
+    tree = ast.parse((ROOT / "plugin" / "installer" / module).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    allowed = {name for name in imported if name.split(".")[0] in sys.stdlib_module_names}
+    allowed |= {name for name in imported if name.startswith(".") and not name.startswith("..")}
+    allowed |= {"...engine.progress"} & imported
+    assert imported - allowed == set()
