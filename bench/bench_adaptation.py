@@ -29,7 +29,7 @@ VARIANTS = {  # name -> adapt() options (None: no adaptation)
 
 
 def score(model: Path, image: Path, truth: Path, out: Path) -> dict:
-    from fbp_landcover.engine.evaluate import evaluate
+    from fbp_landcover.engine.assessment.evaluate import evaluate
     from fbp_landcover.engine.mapping import MapRequest, map_landcover
 
     map_landcover(MapRequest(image=str(image), output=str(out), model=str(model), device="cpu",
@@ -42,8 +42,7 @@ def score(model: Path, image: Path, truth: Path, out: Path) -> dict:
 
 def run_seed(seed: int, root: Path, variants: list[str], control_variants: list[str], recipe,
              iterations: int | None, log) -> dict:
-    from fbp_landcover.engine import synthetic
-    from fbp_landcover.engine.demo import train_with_recipe
+    from fbp_landcover.engine.demo import synthetic, train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
 
     d = root / f"seed{seed}"

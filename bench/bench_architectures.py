@@ -61,8 +61,7 @@ def arch_args(name: str) -> dict:
 
 
 def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
-    from fbp_landcover.engine import synthetic
-    from fbp_landcover.engine.demo import train_with_recipe
+    from fbp_landcover.engine.demo import synthetic, train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
 
     from bench.bench_adaptation import score

@@ -82,11 +82,11 @@ def main() -> None:
     ap.add_argument("--confidence", action="store_true")
     args = ap.parse_args()
     _import_engine()
-    from fbp_landcover.engine.backends import TorchBackend
+    from fbp_landcover.engine.inference.backends import TorchBackend
+    from fbp_landcover.engine.inference.predict import PredictSettings, predict
+    from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
     from fbp_landcover.engine.models.fbp_unet import FbpUNet
-    from fbp_landcover.engine.normalize import FBP_SOURCE_STATS
-    from fbp_landcover.engine.predict import PredictSettings, predict
-    from fbp_landcover.engine.torch_import import import_torch
+    from fbp_landcover.engine.models.torch_import import import_torch
 
     torch = import_torch()
     dev = args.device

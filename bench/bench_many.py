@@ -53,8 +53,9 @@ def main() -> None:
     ap.add_argument("--model", choices=["tiny", "compact"], default="tiny")
     args = ap.parse_args()
 
-    from fbp_landcover.engine.checkpoints import load_model
     from fbp_landcover.engine.many import ManyJob, map_many
+    from fbp_landcover.engine.models.checkpoints import load_model
+
     from tests.models import tiny_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="bench_many_") as tmp:

@@ -79,9 +79,9 @@ EARLIER_COMPACT = {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mob
 
 
 def make_model(path: Path, kind: str) -> None:
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models import build_model
-    from fbp_landcover.engine.torch_import import import_torch
+    from fbp_landcover.engine.models.checkpoints import ModelCard, save_checkpoint
+    from fbp_landcover.engine.models.torch_import import import_torch
 
     import_torch().manual_seed(0)
     from fbp_landcover.engine.models.presets import preset
@@ -95,7 +95,7 @@ def make_model(path: Path, kind: str) -> None:
 def make_adaptable_compact(folder: Path) -> Path:
     """A compact model with a source memory (so quick adaptation runs Siamese DPA, as with a real model):
     trained for a few iterations on generated FBP-layout data. Its accuracy is irrelevant here."""
-    from fbp_landcover.engine import synthetic
+    from fbp_landcover.engine.demo import synthetic
     from fbp_landcover.engine.models.presets import preset
     from fbp_landcover.engine.training.train import train_source
 
@@ -112,7 +112,7 @@ def make_adaptable_compact(folder: Path) -> Path:
 
 def conv_rate() -> float:
     """FLOP/s of a large 3x3 convolution (64->64 channels, 512x512) in torch on this machine."""
-    from fbp_landcover.engine.torch_import import import_torch
+    from fbp_landcover.engine.models.torch_import import import_torch
 
     torch = import_torch()
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
@@ -133,10 +133,10 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
     t = time.perf_counter()
     if method == "reference":
         import numpy as np
+        from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
+        from fbp_landcover.engine.models.checkpoints import load_model
 
         from bench.reference_scheme import reference_map
-        from fbp_landcover.engine.checkpoints import load_model
-        from fbp_landcover.engine.normalize import FBP_SOURCE_STATS
 
         net, _, _ = load_model(model)
         classes = reference_map(raster, net, FBP_SOURCE_STATS.mean, FBP_SOURCE_STATS.std)
@@ -268,8 +268,8 @@ def main() -> None:
 
 def model_flops_per_pixel(path: Path) -> float:
     """FLOPs per pixel of a model, counted with forward hooks on convolutions (2 x MACs)."""
-    from fbp_landcover.engine.checkpoints import load_model
-    from fbp_landcover.engine.torch_import import import_torch
+    from fbp_landcover.engine.models.checkpoints import load_model
+    from fbp_landcover.engine.models.torch_import import import_torch
 
     torch = import_torch()
     net, _, _ = load_model(str(path))

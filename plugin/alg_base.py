@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterString,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
     QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -150,7 +150,7 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
 
 def sensor_options() -> list[str]:
     """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
-    from ..engine.sensors import PROFILES
+    from ..engine.io.sensors import PROFILES
 
     return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
 

@@ -17,7 +17,6 @@ from qgis.core import (
 from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
 
-
 STITCH = ["blend", "centre-crop"]
 DEVICES = ["auto", "cpu", "cuda"]
 BACKENDS = ["auto", "torch", "onnx"]

@@ -34,7 +34,7 @@ class ClassAreas(FbpAlgorithm):
         self.addOutput(QgsProcessingOutputFile("OUTPUT_JSON", tr("Area table (JSON)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..engine import areas
+        from ..engine.products import areas
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None:

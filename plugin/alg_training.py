@@ -385,7 +385,7 @@ class AssessAccuracy(FbpAlgorithm):
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..engine.evaluate import evaluate
+        from ..engine.assessment.evaluate import evaluate
 
         out = Path(self.parameterAsFileOutput(parameters, "OUTPUT", context))
         prefix = out.with_suffix("") if out.suffix.lower() == ".json" else out

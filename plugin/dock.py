@@ -114,7 +114,7 @@ class LandCoverDock(QDockWidget):
 
         self.sensor_combo = QComboBox()
         self.sensor_combo.addItem("Auto-detect", "auto")
-        from ..engine.sensors import PROFILES
+        from ..engine.io.sensors import PROFILES
 
         for name, profile in PROFILES.items():
             self.sensor_combo.addItem(profile.title, name)
@@ -266,7 +266,7 @@ class LandCoverDock(QDockWidget):
         if layer is None:
             return
         from ..engine.errors import FbpError
-        from ..engine.sensors import detect
+        from ..engine.io.sensors import detect
         from .alg_base import layer_path
 
         try:

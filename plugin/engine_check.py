@@ -20,7 +20,7 @@ SETUP_HINT = (
 def _check() -> str | None:
     """None when torch and segmentation-models-pytorch import and load; else the one-sentence problem."""
     try:
-        from ..engine.torch_import import import_smp, import_torch
+        from ..engine.models.torch_import import import_smp, import_torch
 
         import_torch()
     except Exception as exc:  # noqa: BLE001 (ImportError, OSError from a broken DLL, RuntimeError...)
@@ -63,8 +63,8 @@ def device_line() -> str:
     if engine_problem():
         return "none: the engine cannot start (see above)"
     try:
-        from ..engine.backends import cuda_device_name
-        from ..engine.torch_import import import_torch
+        from ..engine.inference.backends import cuda_device_name
+        from ..engine.models.torch_import import import_torch
 
         gpu = cuda_device_name()
         if gpu:
@@ -99,7 +99,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
     if problem:
         lines.append(f"Engine: NOT USABLE: {problem}")
     else:
-        from ..engine.torch_import import import_torch
+        from ..engine.models.torch_import import import_torch
 
         torch = import_torch()
         lines.append(f"torch: {torch.__version__} (built for CUDA {torch.version.cuda or 'none: CPU-only build'})")

@@ -33,7 +33,7 @@ def _summary(card) -> str:
 
 def model_entries(folder: str | None = None) -> list[ModelEntry]:
     """The registered models with their metadata, sorted by name."""
-    from ..engine import registry
+    from ..engine.models import registry
 
     folder = folder or models_dir()
     return [ModelEntry(name, str(path), _summary(card)) for name, card, path in registry.list_models(folder)]
@@ -41,10 +41,10 @@ def model_entries(folder: str | None = None) -> list[ModelEntry]:
 
 def add_model(src: str, folder: str | None = None) -> ModelEntry:
     """Check and copy (or import) a model file into the folder; returns its entry."""
-    from ..engine import registry
+    from ..engine.models import registry
 
     folder = folder or models_dir()
-    from ..engine.checkpoints import model_stem, read_card
+    from ..engine.models.checkpoints import model_stem, read_card
 
     path = registry.add_model(src, folder)  # the registered file
     return ModelEntry(model_stem(path), str(path), _summary(read_card(path)))

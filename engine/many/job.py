@@ -15,9 +15,9 @@ from pathlib import Path
 from osgeo import gdal
 
 from .. import __version__, classes
-from ..areas import table_csv, table_json
 from ..errors import Cancelled, FbpError
-from ..outputs import AtomicFiles
+from ..products.areas import table_csv, table_json
+from ..products.writers import AtomicFiles
 from ..progress import CancelFn, Progress, ProgressFn
 from . import cluster
 from . import manifest as mf
@@ -169,8 +169,8 @@ def _record(entry: mf.SceneEntry, res: dict) -> None:
 def map_many(job: ManyJob, progress: ProgressFn | None = None,
              is_cancelled: CancelFn | None = None) -> ManyResult:
     """Map every input scene, then compose one mosaic with areas (and zonal statistics)."""
-    from ..checkpoints import file_sha256
-    from ..registry import resolve
+    from ..models.checkpoints import file_sha256
+    from ..models.registry import resolve
 
     t0 = time.monotonic()
     prog = Progress(progress, is_cancelled)

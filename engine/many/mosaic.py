@@ -31,9 +31,9 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .. import classes
-from ..areas import AreaCounter
 from ..errors import FbpError
-from ..outputs import CONFIDENCE_NODATA, AtomicFiles, class_writer, confidence_writer
+from ..products.areas import AreaCounter
+from ..products.writers import CONFIDENCE_NODATA, AtomicFiles, class_writer, confidence_writer
 from ..progress import Progress
 
 gdal.UseExceptions()

@@ -16,8 +16,8 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from .. import classes
-from ..areas import PixelArea
 from ..errors import FbpError
+from ..products.areas import PixelArea
 from .mosaic import Grid
 
 gdal.UseExceptions()

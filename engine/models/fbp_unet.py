@@ -7,7 +7,7 @@ About 321 GFLOP per 512x512 tile.
 
 from __future__ import annotations
 
-from fbp_landcover.engine.torch_import import import_torch
+from .torch_import import import_torch
 
 torch = import_torch()
 nn = torch.nn

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from fbp_landcover.engine.errors import FbpError
+from ..errors import FbpError
 
 PRESETS: dict[str, dict] = {
     "fbp_unet": {"architecture": "fbp_unet", "smp_arch": None, "encoder": None, "arch_kwargs": {}},

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.progress import Progress
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..errors import FbpError
+from ..models.torch_import import import_torch
+from ..progress import Progress
 
 DEFAULT_ITERATIONS = 100
 METHODS = ("auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo")
@@ -93,9 +94,9 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     Returns what happened: iterations done, final share, method, seconds.
     """
     torch = import_torch()
-    from fbp_landcover.engine.training.dpa import assign_pseudo_labels, ratio_at_iteration
-    from fbp_landcover.engine.training.losses import kl_anchor, weighted_ce
-    from fbp_landcover.engine.training.train import make_optimizer, poly_lr
+    from .dpa import assign_pseudo_labels, ratio_at_iteration
+    from .losses import kl_anchor, weighted_ce
+    from .train import make_optimizer, poly_lr
 
     method = opts.method
     if method == "auto":
@@ -196,7 +197,7 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
 
 def _memory_for(card, model_path: str | None) -> Path | None:
     """The source memory file recorded in the card or lying beside the checkpoint, if it exists."""
-    from fbp_landcover.engine.training.source_memory import memory_path
+    from .source_memory import memory_path
 
     if not model_path:
         return None
@@ -210,9 +211,9 @@ def _memory_for(card, model_path: str | None) -> Path | None:
 
 def _open_source(source, card, model_path, opts: AdaptOptions, rng: np.random.Generator):
     """(callable n -> (x, y) or None, class counts or None, description, patch size or None)."""
-    from fbp_landcover.engine.training.sampler import PatchSampler, make_regions
-    from fbp_landcover.engine.training.source_memory import load_source_memory
-    from fbp_landcover.engine.training.train import open_labelled_source
+    from .sampler import PatchSampler, make_regions
+    from .source_memory import load_source_memory
+    from .train import open_labelled_source
 
     if source is False or source == "none":
         return None, None, "none (source-free)", None, []
@@ -243,8 +244,8 @@ def _open_source(source, card, model_path, opts: AdaptOptions, rng: np.random.Ge
 
 
 def _weights(counts, torch):
-    from fbp_landcover.engine.classes import class_weights
-    from fbp_landcover.engine.training.losses import weights_from_counts
+    from ..classes import class_weights
+    from .losses import weights_from_counts
 
     w = weights_from_counts(counts) if counts is not None else class_weights()
     return torch.tensor(w, dtype=torch.float32)
@@ -266,10 +267,10 @@ def adapt(model_spec: str | os.PathLike, targets, *, source=None, out: str | os.
     Cancelling (progress/is_cancelled) raises Cancelled and writes nothing.
     """
     torch = import_torch()
-    from fbp_landcover.engine.checkpoints import ModelCard, load_model, save_checkpoint
-    from fbp_landcover.engine.normalize import Stats
-    from fbp_landcover.engine.training.sampler import PATCH_STRIDE_TARGET, TargetSampler
-    from fbp_landcover.engine.training.train import pick_device
+    from ..io.normalize import Stats
+    from ..models.checkpoints import ModelCard, load_model, save_checkpoint
+    from .sampler import PATCH_STRIDE_TARGET, TargetSampler
+    from .train import pick_device
 
     unknown = set(options) - set(AdaptOptions.__dataclass_fields__)
     if unknown:
@@ -337,7 +338,7 @@ def adapt(model_spec: str | os.PathLike, targets, *, source=None, out: str | os.
 
 
 def model_stem_of(path: Path) -> str:
-    from fbp_landcover.engine.checkpoints import model_stem
+    from ..models.checkpoints import model_stem
 
     return model_stem(path)
 
@@ -349,9 +350,9 @@ def quick_adapt_for_mapping(model, card, inp, stats, options: dict, progress: Pr
     what prediction will. options: AdaptOptions fields plus "source" and "model_path" (to find the source memory).
     """
     torch = import_torch()
-    from fbp_landcover.engine.checkpoints import ModelCard
-    from fbp_landcover.engine.training.sampler import TargetSampler
-    from fbp_landcover.engine.training.train import pick_device
+    from ..models.checkpoints import ModelCard
+    from .sampler import TargetSampler
+    from .train import pick_device
 
     options = dict(options)
     source = options.pop("source", None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from fbp_landcover.engine.torch_import import import_torch
+from ..models.torch_import import import_torch
 
 torch = import_torch()
 

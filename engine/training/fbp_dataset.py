@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
 from osgeo import gdal
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
 
 gdal.UseExceptions()
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_CLASSES, NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
 from osgeo import gdal
+
+from ..classes import NUM_CLASSES, NUM_OUTPUTS
+from ..errors import FbpError
 
 gdal.UseExceptions()
 
@@ -59,8 +60,8 @@ class LabelledRaster:
     def __init__(self, image: str | list[str], label: str, *, sensor: str = "auto",
                  class_mapping: str | Path | Mapping | None = None, working_gsd: float | None = None,
                  name: str | None = None) -> None:
-        from fbp_landcover.engine import sensors
-        from fbp_landcover.engine.raster import open_input
+        from ..io import sensors
+        from ..io.raster import open_input
 
         if sensor == "auto":
             self.profile, self.sensor_reason = sensors.detect(image)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS, UNLABELED, class_weights
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..classes import NUM_OUTPUTS, UNLABELED, class_weights
+from ..models.torch_import import import_torch
 
 torch = import_torch()
 F = torch.nn.functional

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
 
 
 class LabelledScene(Protocol):
@@ -40,7 +41,7 @@ def normalize(img: np.ndarray, valid: np.ndarray, mean: Sequence[float], std: Se
 
 def stats_for(scene, policy) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) for a scene: policy "source" (FBP statistics), "scene" (its own sample) or a Stats."""
-    from fbp_landcover.engine import normalize as nz
+    from ..io import normalize as nz
 
     if policy == "source":
         st = nz.FBP_SOURCE_STATS
@@ -277,7 +278,7 @@ class PatchSampler:
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), long tensor (n, p, p)) of fresh random patches."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..models.torch_import import import_torch
 
         torch = import_torch()
         imgs, labs = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)
@@ -327,8 +328,8 @@ class TargetSampler:
     def open(cls, images: Sequence[str | Sequence[str]], sensor: str = "auto", patch: int = 512, *, stats="scene",
              working_gsd: float | None = None, **kwargs) -> TargetSampler:
         """Open target rasters (each a path, or a list of Sentinel-2 band files) through their sensor profile."""
-        from fbp_landcover.engine import sensors
-        from fbp_landcover.engine.raster import open_input
+        from ..io import sensors
+        from ..io.raster import open_input
 
         inputs, all_stats = [], []
         try:
@@ -372,7 +373,7 @@ class TargetSampler:
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), bool tensor (n, p, p))."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..models.torch_import import import_torch
 
         torch = import_torch()
         imgs, valids = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)

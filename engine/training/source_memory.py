@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.atomic import atomic_path
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.training.sampler import PatchSampler, Region, augment, normalize
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.atomic import atomic_path
+from .sampler import PatchSampler, Region, augment, normalize
 
 MEMORY_SUFFIX = ".memory.npz"
 
 
 def memory_path(checkpoint: str | os.PathLike) -> Path:
     """The source memory file beside a checkpoint: ``model.fbpmodel`` -> ``model.memory.npz``."""
-    from fbp_landcover.engine.checkpoints import model_stem
+    from ..models.checkpoints import model_stem
 
     checkpoint = Path(checkpoint)
     return checkpoint.parent / (model_stem(checkpoint) + MEMORY_SUFFIX)
@@ -54,7 +55,7 @@ class SourceMemory:
     def batch(self, n: int, rng: np.random.Generator, patch: int | None = None, augment_patches: bool = True):
         """(float32 tensor (n, 4, p, p) normalised, long tensor (n, p, p)): random patches, random crops of
         ``patch`` pixels when smaller than the stored size, with the reference augmentation."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..models.torch_import import import_torch
 
         torch = import_torch()
         s = self.size

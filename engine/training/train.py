@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.progress import Progress
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..models.torch_import import import_torch
+from ..progress import Progress
 
 PATCH_STRIDE = 384  # the reference cut 512 windows at stride 384: one epoch covers that many patches
 RESUME_SUFFIX = ".resume.pt"
@@ -51,7 +52,7 @@ def make_optimizer(model, lr: float, momentum: float = 0.9, weight_decay: float 
 
 def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.ndarray:
     """Confusion matrix (reference rows, prediction columns) over pixels whose reference label > 0."""
-    from fbp_landcover.engine.metrics import ConfusionMatrix
+    from ..assessment.metrics import ConfusionMatrix
 
     cm = ConfusionMatrix(n - 1)
     cm.add(pred, ref)
@@ -60,7 +61,7 @@ def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.nda
 
 def miou(cm: np.ndarray) -> float:
     """Mean IoU over the classes present in the reference (engine.metrics, the reference code's convention)."""
-    from fbp_landcover.engine.metrics import scores
+    from ..assessment.metrics import scores
 
     value = scores(cm)["miou_present"]
     return float("nan") if value is None else float(value)
@@ -103,14 +104,14 @@ def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
 
 def companion(path: str | os.PathLike, suffix: str) -> Path:
     """A file beside a checkpoint: ``model.fbpmodel`` + '.resume.pt' -> ``model.resume.pt``."""
-    from fbp_landcover.engine.checkpoints import model_stem
+    from ..models.checkpoints import model_stem
 
     path = Path(path)
     return path.parent / (model_stem(path) + suffix)
 
 
 def last_path(out: str | os.PathLike) -> Path:
-    from fbp_landcover.engine.checkpoints import EXTENSION
+    from ..models.checkpoints import EXTENSION
 
     return companion(out, LAST_SUFFIX + EXTENSION)
 
@@ -120,8 +121,8 @@ def last_path(out: str | os.PathLike) -> Path:
 def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", class_mapping=None,
                          label_cache: str | os.PathLike | None = None, working_gsd: float | None = None) -> list:
     """Scenes from an FBP root, a list of (image, label) pairs, or already opened scene objects."""
-    from fbp_landcover.engine.training.fbp_dataset import is_fbp_root, open_fbp
-    from fbp_landcover.engine.training.labelled_data import LabelledRaster
+    from .fbp_dataset import is_fbp_root, open_fbp
+    from .labelled_data import LabelledRaster
 
     if isinstance(source, (str, os.PathLike)):
         if not is_fbp_root(source):
@@ -145,7 +146,7 @@ def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", c
 
 def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
     """(sensor name, gsd, description) of the training scenes."""
-    from fbp_landcover.engine.training.fbp_dataset import FbpScene
+    from .fbp_dataset import FbpScene
 
     if all(isinstance(s, FbpScene) for s in scenes):
         return ("fbp8bit" if image == "8bit" else "gaofen2"), 4.0, f"Five-Billion-Pixels layout ({image} images)"
@@ -225,16 +226,12 @@ def train_source(
 def _train(scenes, out: Path, locals_: dict, prog: Progress):
     """The body of train_source once the scenes are open."""
     torch = import_torch()
-    from fbp_landcover.engine.checkpoints import ModelCard, read_card, save_checkpoint
-    from fbp_landcover.engine.models import build_model, input_multiple
-    from fbp_landcover.engine.normalize import FBP_SOURCE_STATS
-    from fbp_landcover.engine.training.losses import weighted_ce, weights_from_counts
-    from fbp_landcover.engine.training.sampler import PatchSampler, make_regions
-    from fbp_landcover.engine.training.source_memory import (
-        build_source_memory,
-        memory_path,
-        save_source_memory,
-    )
+    from ..io.normalize import FBP_SOURCE_STATS
+    from ..models import build_model, input_multiple
+    from ..models.checkpoints import ModelCard, read_card, save_checkpoint
+    from .losses import weighted_ce, weights_from_counts
+    from .sampler import PatchSampler, make_regions
+    from .source_memory import build_source_memory, memory_path, save_source_memory
 
     (architecture, smp_arch, encoder, arch_kwargs, name, epochs, iterations_per_epoch, batch_size, patch, lr,
      momentum, weight_decay, poly_power, val_fraction, val_patches, class_aware, class_power, stats, image,

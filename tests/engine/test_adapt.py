@@ -6,13 +6,13 @@ import re
 
 import numpy as np
 import pytest
-
-from fbp_landcover.engine import synthetic
-from fbp_landcover.engine.checkpoints import load_model, read_card
+from fbp_landcover.engine.demo import synthetic
 from fbp_landcover.engine.errors import Cancelled
-from fbp_landcover.engine.torch_import import import_torch
+from fbp_landcover.engine.models.checkpoints import load_model, read_card
+from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import adapt as adapt_mod
 from fbp_landcover.engine.training import dpa, fbp_dataset, sampler, source_memory
+
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import tiny_checkpoint
 
@@ -130,10 +130,10 @@ def test_cancel_leaves_no_file(setup):
 
 
 def test_quick_adapt_for_mapping_uses_the_open_input(setup):
-    from fbp_landcover.engine.normalize import scene_stats
+    from fbp_landcover.engine.io.normalize import scene_stats
+    from fbp_landcover.engine.io.raster import open_input
+    from fbp_landcover.engine.io.sensors import get_profile
     from fbp_landcover.engine.progress import Progress
-    from fbp_landcover.engine.raster import open_input
-    from fbp_landcover.engine.sensors import get_profile
 
     d, model, target = setup
     net, card, path = load_model(str(model))
@@ -148,7 +148,8 @@ def test_quick_adapt_for_mapping_uses_the_open_input(setup):
 def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup, monkeypatch):
     """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
     exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
-    from fbp_landcover.engine import backends, mapping
+    from fbp_landcover.engine import mapping
+    from fbp_landcover.engine.inference import backends
 
     monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
     d, model, target = setup

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fbp_landcover.engine import backends
-from fbp_landcover.engine.backends import make_backend
-from fbp_landcover.engine.checkpoints import file_sha256, load_model
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.torch_import import import_torch
+from fbp_landcover.engine.inference import backends
+from fbp_landcover.engine.inference.backends import make_backend
+from fbp_landcover.engine.models.checkpoints import file_sha256, load_model
+from fbp_landcover.engine.models.torch_import import import_torch
 
 from tests.models import fbp_unet_with_stats, tiny_checkpoint
 
@@ -190,7 +190,7 @@ def test_in_memory_weights_are_keyed_by_their_hash(tmp_path):
 
 @pytest.mark.slow
 def test_fbp_unet_onnx_matches_torch(tmp_path):
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
+    from fbp_landcover.engine.models.checkpoints import ModelCard, save_checkpoint
 
     model = fbp_unet_with_stats(seed=4)
     path = tmp_path / "unet.fbpmodel"
@@ -218,8 +218,8 @@ def test_cuda_backend_matches_cpu_within_mixed_precision_tolerance(tmp_path):
 def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, no_cuda):
     """smp FPN (the compact preset): probabilities = bilinear 4x upsampling of the 1/4-resolution softmax; the
     model itself is left as it was, and the torch and onnxruntime backends compute the same thing."""
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models import build_model, probability_model
+    from fbp_landcover.engine.models.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models.presets import preset
 
     torch.manual_seed(0)

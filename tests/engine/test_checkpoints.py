@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from fbp_landcover.engine import checkpoints
-from fbp_landcover.engine.checkpoints import (
+from fbp_landcover.engine.classes import CLASSES
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.io.normalize import CITY_STATS, Stats
+from fbp_landcover.engine.models import build_model, checkpoints
+from fbp_landcover.engine.models.checkpoints import (
     ModelCard,
     file_sha256,
     import_authors_checkpoint,
@@ -19,11 +21,8 @@ from fbp_landcover.engine.checkpoints import (
     load_model,
     save_checkpoint,
 )
-from fbp_landcover.engine.classes import CLASSES
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.models import build_model
-from fbp_landcover.engine.normalize import CITY_STATS, Stats
-from fbp_landcover.engine.torch_import import import_torch
+from fbp_landcover.engine.models.torch_import import import_torch
+
 from tests.models import UNTRAINED, authors_checkpoint, tiny_checkpoint, tiny_model
 
 torch = import_torch()

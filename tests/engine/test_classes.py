@@ -5,7 +5,6 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from fbp_landcover.engine import classes
 from fbp_landcover.engine.errors import FbpError
 

@@ -6,11 +6,10 @@ import json
 import re
 
 import pytest
-from osgeo import gdal
-
 from fbp_landcover.engine import demo
-from fbp_landcover.engine.checkpoints import read_card
 from fbp_landcover.engine.errors import Cancelled, FbpError
+from fbp_landcover.engine.models.checkpoints import read_card
+from osgeo import gdal
 
 
 @pytest.fixture(scope="module")

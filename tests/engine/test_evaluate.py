@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from fbp_landcover.engine.assessment import evaluate as ev
+from fbp_landcover.engine.assessment.evaluate import evaluate
+from fbp_landcover.engine.errors import Cancelled, FbpError
 from osgeo import gdal, ogr, osr
 
-from fbp_landcover.engine import evaluate as ev
-from fbp_landcover.engine.errors import Cancelled, FbpError
-from fbp_landcover.engine.evaluate import evaluate
 from tests.rasters import write_raster
 
 GT = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.training import fbp_dataset, sampler
+from osgeo import gdal
 
 gdal.UseExceptions()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fbp_landcover.engine.models.checkpoints import import_authors_checkpoint, load_model
+from fbp_landcover.engine.models.torch_import import import_torch
 
-from fbp_landcover.engine.checkpoints import import_authors_checkpoint, load_model
-from fbp_landcover.engine.torch_import import import_torch
 from tests.models import authors_checkpoint, fbp_unet_with_stats
 
 torch = import_torch()

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
-
 from fbp_landcover.engine import classes
 from fbp_landcover.engine import mapping as mapping_module
-from fbp_landcover.engine.cli_many import add_command
+from fbp_landcover.engine.cli.many import add_command
 from fbp_landcover.engine.errors import Cancelled, FbpError
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
 from fbp_landcover.engine.many.mosaic import composite, priority, scene_date
+from osgeo import gdal, ogr, osr
+
 from tests.models import tiny_checkpoint
 from tests.rasters import random_scene, write_raster
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
-
 from fbp_landcover.engine import classes
 from fbp_landcover.engine.errors import Cancelled, FbpError
 from fbp_landcover.engine.mapping import MapRequest, map_landcover
+from osgeo import gdal
+
 from tests.models import tiny_checkpoint
 from tests.rasters import file_digest, random_scene, write_raster
 

@@ -6,11 +6,11 @@ import resource
 
 import numpy as np
 import pytest
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.io.raster import ModelInput, open_input
+from fbp_landcover.engine.io.sensors import PROFILES, get_profile
 from osgeo import gdal
 
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.raster import ModelInput, open_input
-from fbp_landcover.engine.sensors import PROFILES, get_profile
 from tests.rasters import write_raster
 
 GT4 = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)

@@ -6,13 +6,19 @@ import time
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
-
-from fbp_landcover.engine.synthetic import (
-    NO_SHIFT, SENTINEL2, SOURCE, TARGET, domain_shift_dataset, make_labels, measure_shift, write_source_dataset,
+from fbp_landcover.engine.demo.synthetic import (
+    NO_SHIFT,
+    SENTINEL2,
+    SOURCE,
+    TARGET,
+    domain_shift_dataset,
+    make_labels,
+    measure_shift,
+    write_source_dataset,
     write_target_scene,
 )
-from fbp_landcover.engine.synthetic.writers import IMAGE_8BIT_DIR, IMAGE_16BIT_DIR, LABEL_DIR, scene
+from fbp_landcover.engine.demo.synthetic.writers import IMAGE_8BIT_DIR, IMAGE_16BIT_DIR, LABEL_DIR, scene
+from osgeo import gdal, osr
 
 VEGETATION = [2, 3, 4, 5, 6, 7, 10]
 WATER = [11, 13, 14, 15]
@@ -120,7 +126,7 @@ def test_target_georeferencing_exact(tmp_path, sensor):
 
 
 def test_written_scenes_are_recognised_by_the_sensor_profiles(tmp_path):
-    from fbp_landcover.engine.sensors import detect
+    from fbp_landcover.engine.io.sensors import detect
 
     name = write_source_dataset(tmp_path, 1, 64, seed=0)[0]
     assert detect(str(tmp_path / IMAGE_8BIT_DIR / f"{name}.tif"))[0].name == "fbp8bit"

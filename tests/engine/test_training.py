@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
-from fbp_landcover.engine.checkpoints import load_model, read_card
 from fbp_landcover.engine.errors import Cancelled
 from fbp_landcover.engine.models import build_model
-from fbp_landcover.engine.torch_import import import_torch
+from fbp_landcover.engine.models.checkpoints import load_model, read_card
+from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import losses, source_memory, train
+
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import TINY_SMP, tiny_model
 

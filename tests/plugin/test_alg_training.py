@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from fbp_landcover.engine.demo import synthetic
+from fbp_landcover.engine.models.checkpoints import read_card
+from fbp_landcover.engine.training.source_memory import memory_path
 from osgeo import gdal
 
-from fbp_landcover.engine import synthetic
-from fbp_landcover.engine.checkpoints import read_card
-from fbp_landcover.engine.training.source_memory import memory_path
 from tests.models import TINY_SMP
 from tests.rasters import write_raster
 

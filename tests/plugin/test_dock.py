@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fbp_landcover.engine import classes
 from osgeo import gdal
 
-from fbp_landcover.engine import classes
 from tests.plugin.conftest import wait_for
 from tests.plugin.test_map_algorithm import assert_fbp_palette
 
@@ -126,7 +126,7 @@ def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
 
 def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider, models_folder,
                                                        monkeypatch):
-    from fbp_landcover.engine import torch_import
+    from fbp_landcover.engine.models import torch_import
     from fbp_landcover.plugin import engine_check
     from fbp_landcover.plugin.dock import LandCoverDock
 

@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from fbp_landcover.engine import classes
 from osgeo import gdal
 
-from fbp_landcover.engine import classes
 from tests.plugin.conftest import wait_for
 from tests.rasters import file_digest, write_raster
 

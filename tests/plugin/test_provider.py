@@ -23,9 +23,8 @@ def test_provider_registers_every_algorithm_with_help(fbp_provider):
 
 
 def test_maplandcover_parameters(fbp_provider):
+    from fbp_landcover.engine.io.sensors import PROFILES
     from qgis.core import QgsProcessingParameterDefinition
-
-    from fbp_landcover.engine.sensors import PROFILES
 
     alg = fbp_provider.algorithm("maplandcover")
     params = {p.name(): p for p in alg.parameterDefinitions()}

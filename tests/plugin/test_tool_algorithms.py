@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fbp_landcover.engine import classes
 from osgeo import gdal
 
-from fbp_landcover.engine import classes
 from tests.rasters import write_raster
 
 gdal.UseExceptions()
@@ -78,7 +78,6 @@ def test_collapseclasses_recodes_and_styles(fbp_provider, tmp_path, legend, qgis
 def test_addmodel_registers_and_maplandcover_uses_it(fbp_provider, models_folder, tiny_model_path, naip_crop,
                                                      tmp_path):
     import processing
-
     from fbp_landcover.plugin.models_folder import model_entries
 
     res = processing.run("fbplandcover:addmodel", {"INPUT": str(tiny_model_path)})
@@ -106,9 +105,8 @@ def test_addmodel_rejects_a_non_model(fbp_provider, models_folder, tmp_path):
 
 def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
     import processing
-    from qgis.core import Qgis
-
     from fbp_landcover.engine import __version__
+    from qgis.core import Qgis
 
     res = processing.run("fbplandcover:diagnostics", {"OUTPUT": str(tmp_path / "d.txt")})
     text = res["TEXT"]
@@ -124,7 +122,7 @@ def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
 @pytest.fixture
 def engine_missing(monkeypatch):
     """torch fails to import, as in a QGIS started without the venv."""
-    from fbp_landcover.engine import torch_import
+    from fbp_landcover.engine.models import torch_import
     from fbp_landcover.plugin import engine_check
 
     def no_torch():
@@ -138,9 +136,8 @@ def engine_missing(monkeypatch):
 
 def test_missing_engine_is_one_sentence_in_algorithms(fbp_provider, engine_missing, naip_crop, tmp_path):
     import processing
-    from qgis.core import QgsProcessingException
-
     from fbp_landcover.plugin.engine_check import engine_problem
+    from qgis.core import QgsProcessingException
 
     sentence = engine_problem()
     assert sentence.startswith("The FBP Land Cover engine cannot start because PyTorch (torch)")

@@ -11,16 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-from fbp_landcover.engine.atomic import atomic_path
-from fbp_landcover.engine.checkpoints import (
-    EXTENSION,
-    ModelCard,
-    import_authors_checkpoint,
-    model_stem,
-    read_card,
-    sniff,
-)
-from fbp_landcover.engine.errors import FbpError
+from ..errors import FbpError
+from ..io.atomic import atomic_path
+from .checkpoints import EXTENSION, ModelCard, import_authors_checkpoint, model_stem, read_card, sniff
 
 ENV_VAR = "FBP_LANDCOVER_MODELS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

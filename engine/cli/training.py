@@ -11,8 +11,8 @@ import json
 import os
 from pathlib import Path
 
-from .errors import FbpError
-from .models.presets import PRESETS, preset
+from ..errors import FbpError
+from ..models.presets import PRESETS, preset
 
 EXIT_OK = 0
 
@@ -55,7 +55,7 @@ def _smp_spec(args) -> dict:
 
 
 def cmd_train(args, progress) -> int:
-    from .training.train import train_source
+    from ..training.train import train_source
 
     out = _refuse_existing(args.output, args.overwrite or args.resume, "model")
     if not os.path.exists(args.source):
@@ -69,7 +69,7 @@ def cmd_train(args, progress) -> int:
         val_patches=args.val_patches, progress=progress,
     )
     _close(progress)
-    from .training.source_memory import memory_path
+    from ..training.source_memory import memory_path
 
     p = card.provenance
     arch = card.architecture + (f"/{card.smp_arch}/{card.encoder}" if card.smp_arch else "")
@@ -81,7 +81,7 @@ def cmd_train(args, progress) -> int:
 
 
 def cmd_adapt(args, progress) -> int:
-    from .training.adapt import adapt
+    from ..training.adapt import adapt
 
     out = _refuse_existing(args.output, args.overwrite, "adapted model")
     source: object
@@ -111,7 +111,7 @@ def cmd_adapt(args, progress) -> int:
 
 
 def cmd_evaluate(args, progress) -> int:
-    from .evaluate import evaluate
+    from ..assessment.evaluate import evaluate
 
     prefix = Path(args.output)
     for ext in ("json", "csv", "md"):
@@ -133,7 +133,7 @@ def cmd_evaluate(args, progress) -> int:
 
 
 def cmd_demo(args, progress) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
 
     summary = run_demo(args.out, seed=args.seed, quick=args.quick, overwrite=args.overwrite,
                        progress=progress)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import FbpError
+from ..errors import FbpError
 
 
 class ConfusionMatrix:

@@ -78,7 +78,7 @@ def measure_shift(data: DomainShiftData, max_pixels: int = 100_000) -> dict:
 
     Returns ``{test: {classifier: {"oa": 24-class OA, "coarse_oa": OA on the 'coarse' legend}}}``.
     """
-    from ..classes import load_collapse
+    from ...classes import load_collapse
 
     coarse = np.array(load_collapse("coarse").lookup_table())
     rng = np.random.default_rng(0)

@@ -6,14 +6,14 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from . import __version__, classes
-from .areas import AreaCounter, table_csv, table_json
-from .errors import FbpError
-from .normalize import Stats
-from .outputs import AtomicFiles, check_destination, class_writer, confidence_writer, quicklook_png
-from .predict import PredictSettings, predict
-from .progress import CancelFn, Progress, ProgressFn
-from .tiling import choose_window
+from .. import __version__, classes
+from ..errors import FbpError
+from ..inference.predict import PredictSettings, predict
+from ..inference.tiling import choose_window
+from ..io.normalize import Stats
+from ..products.areas import AreaCounter, table_csv, table_json
+from ..products.writers import AtomicFiles, check_destination, class_writer, confidence_writer, quicklook_png
+from ..progress import CancelFn, Progress, ProgressFn
 
 STITCH_MODES = ("blend", "centre-crop")
 
@@ -64,7 +64,7 @@ class MapResult:
 
 def choose_sensor(image, sensor: str):
     """(profile, reason) for ``sensor`` = a profile name, a custom mapping, or "auto"."""
-    from .sensors import detect, get_profile
+    from ..io.sensors import detect, get_profile
 
     if sensor in (None, "", "auto"):
         return detect(image)
@@ -73,7 +73,7 @@ def choose_sensor(image, sensor: str):
 
 def choose_stats(text: str, inp, card) -> Stats:
     """Normalisation statistics: from the scene, from the checkpoint, or given explicitly."""
-    from .normalize import FBP_SOURCE_STATS, parse_stats, scene_stats
+    from ..io.normalize import FBP_SOURCE_STATS, parse_stats, scene_stats
 
     if text in (None, "", "scene"):
         return scene_stats(inp)
@@ -119,9 +119,9 @@ def default_settings(req: MapRequest, backend, multiple: int, width: int, height
 def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
                   is_cancelled: CancelFn | None = None) -> MapResult:
     """Map ``req.image`` to a styled 24-class GeoTIFF (and the optional confidence, areas, quicklook)."""
-    from .backends import make_backend
-    from .checkpoints import load_model
-    from .raster import open_input
+    from ..inference.backends import make_backend
+    from ..io.raster import open_input
+    from ..models.checkpoints import load_model
 
     t0 = time.monotonic()
     prog = Progress(progress, is_cancelled)
@@ -146,7 +146,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
         stats = choose_stats(req.stats, inp, card)
         adapt_span = (0.05, 0.05)
         if req.adapt:
-            from .training.adapt import quick_adapt_for_mapping
+            from ..training.adapt import quick_adapt_for_mapping
 
             adapt_span = (0.05, 0.45)
             options = {"model_path": str(model_path), **req.adapt}  # finds the checkpoint's source memory
@@ -160,7 +160,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
                             "once, 10-60 s)")
         backend = make_backend(model, card, model_path if not req.adapt else None,
                                backend=backend_name, device=req.device)
-        from .models import input_multiple
+        from ..models import input_multiple
 
         settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
                                     card.architecture)

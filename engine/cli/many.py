@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .errors import FbpError
+from ..errors import FbpError
 
 EXIT_OK, EXIT_SCENES_FAILED = 0, 1
 
@@ -20,7 +20,7 @@ def _sensor_overrides(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_map_many(args, progress) -> int:
-    from .many import ManyJob, map_many
+    from ..many import ManyJob, map_many
 
     if args.workers and args.scheduler:
         raise FbpError("Give either --workers (a local Dask cluster) or --scheduler (an existing one), "

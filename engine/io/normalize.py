@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from fbp_landcover.engine.errors import FbpError
+
+from ..errors import FbpError
 
 STD_FLOOR = 1e-3  # a constant band would otherwise divide by zero; on 0..1 values this is 1/4 of a DN step
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fbp_landcover.engine.atomic import atomic_path
-from fbp_landcover.engine.checkpoints import ModelCard, file_sha256, model_stem
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..errors import FbpError
+from ..io.atomic import atomic_path
+from ..models.checkpoints import ModelCard, file_sha256, model_stem
+from ..models.torch_import import import_torch
 
 BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
@@ -58,7 +59,7 @@ class TorchBackend(Backend):
         self.reason = reason
         self._torch = torch
         self._device = torch.device(device)
-        from fbp_landcover.engine.models import probability_model
+        from ..models import probability_model
 
         self.model = model.eval().to(self._device)
         self._amp_dtype = None
@@ -243,7 +244,7 @@ def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> 
     The softmax is written as exp(x - max) / sum: onnxruntime runs ONNX Softmax over axis 1 of an NCHW
     tensor by transposing, which took 0.85 s per 1024² window on 2 cores (70 % of the compact model's
     time); the element-wise form takes ~0.1 s and agrees to within 1e-6."""
-    from fbp_landcover.engine.models import probability_model
+    from ..models import probability_model
 
     torch = import_torch()
     model = model.eval().to("cpu")

@@ -16,8 +16,8 @@ import math
 import numpy as np
 from osgeo import gdal, osr
 
-from . import classes
-from .errors import FbpError
+from .. import classes
+from ..errors import FbpError
 
 gdal.UseExceptions()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from . import classes
-from .errors import FbpError
+from .. import classes
+from ..errors import FbpError
 
 gdal.UseExceptions()
 

@@ -11,8 +11,8 @@ import json
 import sys
 import traceback
 
-from . import __version__
-from .errors import Cancelled, FbpError
+from .. import __version__
+from ..errors import Cancelled, FbpError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -55,7 +55,7 @@ def _extent(text: str | None):
 
 
 def cmd_map(args, progress) -> int:
-    from .mapping import MapRequest, map_landcover
+    from ..mapping import MapRequest, map_landcover
 
     adapt = {"iterations": args.adapt} if args.adapt else None
     req = MapRequest(
@@ -80,15 +80,15 @@ def cmd_map(args, progress) -> int:
 
 
 def cmd_info(args, progress) -> int:
-    from .mapping import choose_sensor
-    from .raster import open_input
+    from ..io.raster import open_input
+    from ..mapping import choose_sensor
 
     profile, reason = choose_sensor(args.image if len(args.image) > 1 else args.image[0], args.sensor)
     with open_input(args.image if len(args.image) > 1 else args.image[0], profile,
                     working_gsd=args.gsd) as inp:
         info = inp.describe()
-        from .predict import PredictSettings
-        from .tiling import axis_starts, choose_window
+        from ..inference.predict import PredictSettings
+        from ..inference.tiling import axis_starts, choose_window
 
         overlap = 64
         wx, wy = choose_window(inp.width, overlap, 32), choose_window(inp.height, overlap, 32)
@@ -110,7 +110,7 @@ def cmd_info(args, progress) -> int:
 
 
 def cmd_models(args, progress) -> int:
-    from . import registry
+    from ..models import registry
 
     folder = args.models_dir or registry.default_models_dir()
     if args.models_cmd == "list":
@@ -124,7 +124,7 @@ def cmd_models(args, progress) -> int:
         path = registry.add_model(args.file, folder, name=args.name, overwrite=args.overwrite)
         print(f"Imported {args.file} as {path}")
     elif args.models_cmd == "info":
-        from .checkpoints import load_model
+        from ..models.checkpoints import load_model
 
         _, card, path = load_model(args.model, folder)
         print(json.dumps({"path": str(path), **card.to_dict()}, indent=2, default=str))
@@ -182,11 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("model")
     mo.set_defaults(func=cmd_models)
 
-    from .cli_many import add_command as add_map_many
+    from .many import add_command as add_map_many
 
     add_map_many(sub)
 
-    from .cli_training import add_commands as add_training
+    from .training import add_commands as add_training
 
     add_training(sub)
 

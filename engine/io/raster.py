@@ -12,9 +12,10 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.sensors import S2_MODEL_BANDS, SensorProfile, open_dataset, s2_band_name
 from osgeo import gdal, osr
+
+from ..errors import FbpError
+from .sensors import S2_MODEL_BANDS, SensorProfile, open_dataset, s2_band_name
 
 gdal.UseExceptions()
 

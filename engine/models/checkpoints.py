@@ -19,13 +19,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fbp_landcover.engine import __version__
-from fbp_landcover.engine.atomic import atomic_path
-from fbp_landcover.engine.classes import CLASSES
-from fbp_landcover.engine.errors import FbpError
+from .. import __version__
+from ..classes import CLASSES
+from ..errors import FbpError
+from ..io.atomic import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fbp_landcover.engine.normalize import Stats
+    from ..io.normalize import Stats
 
 FORMAT_VERSION = 1
 EXTENSION = ".fbpmodel"
@@ -63,7 +63,7 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (stats as {mean, std, source})."""
-        from fbp_landcover.engine.models.smp_models import normalise_arch_kwargs
+        from .smp_models import normalise_arch_kwargs
 
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["stats"] = None if self.stats is None else _stats_to_dict(self.stats)
@@ -111,7 +111,7 @@ def _stats_to_dict(stats: Any) -> dict[str, Any]:
 
 
 def _stats_from_dict(data: Any) -> Stats:
-    from fbp_landcover.engine.normalize import Stats
+    from ..io.normalize import Stats
 
     if isinstance(data, Stats):
         return data
@@ -231,7 +231,7 @@ def save_state_dict(path: str | os.PathLike, state: dict[str, Any], card: ModelC
     provenance = dict(card.provenance)
     provenance.setdefault("created", now_iso())
     provenance.setdefault("software", software_version())
-    from fbp_landcover.engine.models.smp_models import normalise_arch_kwargs
+    from .smp_models import normalise_arch_kwargs
 
     written = dataclasses.replace(
         card,
@@ -334,7 +334,7 @@ def _torch_load_weights(src: Path) -> Any:
 
 
 def _torch():
-    from fbp_landcover.engine.torch_import import import_torch
+    from .torch_import import import_torch
 
     return import_torch()
 
@@ -368,7 +368,7 @@ def _extract_state_dict(obj: Any, src: Path) -> tuple[dict[str, Any], dict[str, 
 def validate_fbp_unet_state(state: dict[str, Any], src: str | os.PathLike) -> None:
     """Raise FbpError unless ``state`` has exactly the FBP U-Net's keys and shapes (4 bands, 25 classes)."""
     torch = _torch()
-    from fbp_landcover.engine.models.fbp_unet import FbpUNet
+    from .fbp_unet import FbpUNet
 
     out_w = state.get("outc.conv.weight")
     if out_w is not None and out_w.ndim == 4 and out_w.shape[0] != NUM_OUTPUTS:
@@ -417,7 +417,7 @@ def city_from_name(path: str | os.PathLike) -> str | None:
 
 
 def _city_stats(city: str) -> Stats | None:
-    from fbp_landcover.engine.normalize import CITY_STATS
+    from ..io.normalize import CITY_STATS
 
     for key, value in CITY_STATS.items():
         if key.lower() == city.lower():
@@ -516,8 +516,8 @@ def load_model(
     spec: str | os.PathLike, models_dir: str | os.PathLike | None = None
 ) -> tuple[Any, ModelCard, str]:
     """(model in eval mode, card, file path) for our checkpoint, a registered name, or an authors' file."""
-    from fbp_landcover.engine.models import build_model
-    from fbp_landcover.engine.registry import resolve
+    from . import build_model
+    from .registry import resolve
 
     path = resolve(spec, models_dir)
     state, card = read_any(path)
@@ -529,7 +529,7 @@ def load_model(
 
 def check_output_shape(model: Any, card: ModelCard, path: str | os.PathLike) -> None:
     """Run one small input through the model: FbpError unless it gives num_outputs maps of the input size."""
-    from fbp_landcover.engine.models import input_multiple
+    from . import input_multiple
 
     torch = _torch()
     side = max(64, 2 * input_multiple(model))

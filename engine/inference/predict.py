@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .classes import NUM_OUTPUTS
-from .normalize import Stats
-from .progress import Progress
+from ..classes import NUM_OUTPUTS
+from ..io.normalize import Stats
+from ..progress import Progress
 from .tiling import axis_starts, axis_weight_sum, axis_weights
 
 LOG2_CLASSES = math.log2(NUM_OUTPUTS)
@@ -131,7 +131,7 @@ class _DeviceOps:
     """Blending with torch on the backend's device (a GPU): only uint8 classes come back per block."""
 
     def __init__(self, backend, stats: Stats) -> None:
-        from .torch_import import import_torch
+        from ..models.torch_import import import_torch
 
         self.torch = torch = import_torch()
         self.backend = backend

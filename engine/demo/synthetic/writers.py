@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, osr
 
-from ..classes import gdal_color_table
+from ...classes import gdal_color_table
 from .instruments import NO_SHIFT, SOURCE, TARGET, SyntheticSensor, get_sensor
 from .landscape import ClassMix, make_labels
 from .spectra import reflectance

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fbp_landcover.engine.errors import FbpError
 from osgeo import gdal
+
+from ..errors import FbpError
 
 gdal.UseExceptions()
 

@@ -6,17 +6,20 @@ and the writers put scenes on disk in the official Five-Billion-Pixels layout or
 target scenes with held-back truth.
 """
 
-from .instruments import NO_SHIFT, PLANETSCOPE, SENSORS, SENTINEL2, SOURCE, TARGET, SyntheticSensor, get_sensor
+from .instruments import (
+    NO_SHIFT,
+    PLANETSCOPE,
+    SENSORS,
+    SENTINEL2,
+    SOURCE,
+    TARGET,
+    SyntheticSensor,
+    get_sensor,
+)
 from .landscape import MIXES, ClassMix, get_mix, make_labels
 from .shift import measure_shift
 from .spectra import SPECTRA, reflectance
-from .writers import (
-    DomainShiftData,
-    domain_shift_dataset,
-    scene,
-    write_source_dataset,
-    write_target_scene,
-)
+from .writers import DomainShiftData, domain_shift_dataset, scene, write_source_dataset, write_target_scene
 
 __all__ = [
     "NO_SHIFT", "PLANETSCOPE", "SENSORS", "SENTINEL2", "SOURCE", "TARGET", "SyntheticSensor", "get_sensor",

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import FbpError
-from .progress import Progress
+from ..errors import FbpError
+from ..progress import Progress
 
 REPORT = "demo_report.md"
 SUMMARY = "demo_summary.json"
@@ -68,7 +68,7 @@ def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device
                       architecture: dict | None = None, name: str | None = None, progress=None):
     """Train a source model on ``source_root`` with the recipe's budget (one epoch of recipe.iterations) and
     its small U-Net, or ``architecture`` (train_source's architecture, smp_arch, encoder, arch_kwargs)."""
-    from .training.train import train_source
+    from ..training.train import train_source
 
     arch = architecture or {"architecture": "smp", "smp_arch": recipe.smp_arch, "encoder": recipe.encoder,
                             "arch_kwargs": dict(recipe.arch_kwargs)}
@@ -123,10 +123,10 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", seed: int = 0, *, quick: b
 
 
 def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) -> dict:
+    from ..assessment.evaluate import evaluate
+    from ..mapping import MapRequest, map_landcover
+    from ..training.adapt import adapt
     from . import synthetic
-    from .evaluate import evaluate
-    from .mapping import MapRequest, map_landcover
-    from .training.adapt import adapt
 
     times: dict[str, float] = {}
     t_all = time.monotonic()

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from . import classes
-from .atomic import write_text_atomic
-from .errors import FbpError
+from .. import classes
+from ..errors import FbpError
+from ..io.atomic import write_text_atomic
+from ..progress import Progress
 from .metrics import ConfusionMatrix
-from .progress import Progress
 
 gdal.UseExceptions()
 ogr.UseExceptions()
