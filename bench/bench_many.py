@@ -54,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from fbp_landcover.engine.many import ManyJob, map_many
-    from fbp_landcover.engine.models.checkpoints import load_model
+    from fbp_landcover.engine.models.loading import load_model
 
     from tests.models import tiny_checkpoint
 

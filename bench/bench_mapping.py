@@ -80,7 +80,8 @@ EARLIER_COMPACT = {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mob
 
 def make_model(path: Path, kind: str) -> None:
     from fbp_landcover.engine.models import build_model
-    from fbp_landcover.engine.models.checkpoints import ModelCard, save_checkpoint
+    from fbp_landcover.engine.models.card import ModelCard
+    from fbp_landcover.engine.models.fbpmodel import save_checkpoint
     from fbp_landcover.engine.models.torch_import import import_torch
 
     import_torch().manual_seed(0)
@@ -134,7 +135,7 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
     if method == "reference":
         import numpy as np
         from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
-        from fbp_landcover.engine.models.checkpoints import load_model
+        from fbp_landcover.engine.models.loading import load_model
 
         from bench.reference_scheme import reference_map
 
@@ -268,7 +269,7 @@ def main() -> None:
 
 def model_flops_per_pixel(path: Path) -> float:
     """FLOPs per pixel of a model, counted with forward hooks on convolutions (2 x MACs)."""
-    from fbp_landcover.engine.models.checkpoints import load_model
+    from fbp_landcover.engine.models.loading import load_model
     from fbp_landcover.engine.models.torch_import import import_torch
 
     torch = import_torch()

@@ -44,7 +44,8 @@ def add_model(src: str, folder: str | None = None) -> ModelEntry:
     from ..engine.models import registry
 
     folder = folder or models_dir()
-    from ..engine.models.checkpoints import model_stem, read_card
+    from ..engine.models.card import model_stem
+    from ..engine.models.fbpmodel import read_card
 
     path = registry.add_model(src, folder)  # the registered file
     return ModelEntry(model_stem(path), str(path), _summary(read_card(path)))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import FbpError
-
-EXIT_OK, EXIT_SCENES_FAILED = 0, 1
+from . import EXIT_OK, EXIT_USER
 
 
 def _sensor_overrides(items: list[str] | None) -> dict[str, str]:
@@ -47,10 +46,10 @@ def cmd_map_many(args, progress) -> int:
             print(f"  zones: {res.zones_csv}")
     for path, error in res.failed:
         print(f"FAILED {path}: {error}")
-    return EXIT_SCENES_FAILED if res.failed else EXIT_OK
+    return EXIT_USER if res.failed else EXIT_OK  # some scenes failed: a problem with those inputs
 
 
-def add_command(subparsers) -> argparse.ArgumentParser:
+def add_commands(subparsers) -> argparse.ArgumentParser:
     """Add ``map-many`` to the fbp-landcover subcommands."""
     m = subparsers.add_parser("map-many",
                               help="map many scenes and mosaic them (resumable, optionally on Dask)")

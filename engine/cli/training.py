@@ -13,8 +13,7 @@ from pathlib import Path
 
 from ..errors import FbpError
 from ..models.presets import PRESETS, preset
-
-EXIT_OK = 0
+from . import EXIT_OK
 
 
 def _close(progress) -> None:

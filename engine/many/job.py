@@ -14,7 +14,7 @@ from pathlib import Path
 
 from osgeo import gdal
 
-from .. import __version__, classes
+from .. import SOFTWARE, classes
 from ..errors import Cancelled, FbpError
 from ..products.areas import table_csv, table_json
 from ..products.writers import AtomicFiles
@@ -169,7 +169,7 @@ def _record(entry: mf.SceneEntry, res: dict) -> None:
 def map_many(job: ManyJob, progress: ProgressFn | None = None,
              is_cancelled: CancelFn | None = None) -> ManyResult:
     """Map every input scene, then compose one mosaic with areas (and zonal statistics)."""
-    from ..models.checkpoints import file_sha256
+    from ..models.card import file_sha256
     from ..models.registry import resolve
 
     t0 = time.monotonic()
@@ -181,7 +181,7 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
     model_path = resolve(job.model, job.models_dir)
     model_sha = file_sha256(model_path)
     previous = {} if job.overwrite else mf.load_previous(man_path)
-    settings = {"software": f"fbp_landcover {__version__}", "sensor": job.sensor, "sensors": job.sensors,
+    settings = {"software": SOFTWARE, "sensor": job.sensor, "sensors": job.sensors,
                 "adapt": job.adapt, "stats": job.stats, "window": job.window, "batch_size": job.batch_size,
                 "working_gsd": job.working_gsd, "device": job.device, "backend": job.backend,
                 "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
@@ -322,7 +322,7 @@ def _mosaic(job: ManyJob, man: mf.Manifest, done: list[mf.SceneEntry], out: Path
 
         zones = ZoneCounter(grid, job.zones, job.zone_field)
         sinks.append(zones.add)
-    metadata = {"FBP_SOFTWARE": f"fbp_landcover {__version__}", "FBP_OVERLAP_RULE": job.overlap,
+    metadata = {"FBP_SOFTWARE": SOFTWARE, "FBP_OVERLAP_RULE": job.overlap,
                 "FBP_SCENES": json.dumps([done[i].input for i in order]), "FBP_MODEL": man.model["path"],
                 "FBP_CLASSES": "Five-Billion-Pixels 24 classes; 0 = nodata"}
     finals, counter = write_mosaic(grid, parts, job.overlap, out, metadata, sinks, prog.stage(0.02, 0.97))

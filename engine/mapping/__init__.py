@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from .. import __version__, classes
+from .. import SOFTWARE, classes
 from ..errors import FbpError
 from ..inference.predict import PredictSettings, predict
 from ..inference.tiling import choose_window
@@ -121,7 +121,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
     """Map ``req.image`` to a styled 24-class GeoTIFF (and the optional confidence, areas, quicklook)."""
     from ..inference.backends import make_backend
     from ..io.raster import open_input
-    from ..models.checkpoints import load_model
+    from ..models.loading import load_model
 
     t0 = time.monotonic()
     prog = Progress(progress, is_cancelled)
@@ -242,7 +242,7 @@ def _describe(image) -> str:
 
 def _metadata(req, card, model_path, profile, reason, stats, backend, settings) -> dict[str, str]:
     return {
-        "FBP_SOFTWARE": f"fbp_landcover {__version__}",
+        "FBP_SOFTWARE": SOFTWARE,
         "FBP_SOURCE_IMAGE": _describe(req.image),
         "FBP_MODEL": str(model_path),
         "FBP_MODEL_NAME": card.name or "",

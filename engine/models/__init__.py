@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import FbpError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .checkpoints import ModelCard
+    from .card import ModelCard
 
 ARCHITECTURES = ("fbp_unet", "smp")
 

@@ -7,14 +7,15 @@ About 321 GFLOP per 512x512 tile.
 
 from __future__ import annotations
 
+from ..classes import NUM_OUTPUTS
+from .card import IN_BANDS
 from .torch_import import import_torch
 
 torch = import_torch()
 nn = torch.nn
 F = torch.nn.functional
 
-IN_CHANNELS = 4
-NUM_OUTPUTS = 25
+IN_CHANNELS = len(IN_BANDS)  # NIR, R, G, B
 
 
 class DoubleConv(nn.Module):

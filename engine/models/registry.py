@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..errors import FbpError
 from ..io.atomic import atomic_path
-from .checkpoints import EXTENSION, ModelCard, import_authors_checkpoint, model_stem, read_card, sniff
+from .authors import import_authors_checkpoint
+from .card import EXTENSION, ModelCard, model_stem
+from .fbpmodel import read_card, sniff
 
 ENV_VAR = "FBP_LANDCOVER_MODELS"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")

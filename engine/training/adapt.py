@@ -268,7 +268,9 @@ def adapt(model_spec: str | os.PathLike, targets, *, source=None, out: str | os.
     """
     torch = import_torch()
     from ..io.normalize import Stats
-    from ..models.checkpoints import ModelCard, load_model, save_checkpoint
+    from ..models.card import ModelCard
+    from ..models.fbpmodel import save_checkpoint
+    from ..models.loading import load_model
     from .sampler import PATCH_STRIDE_TARGET, TargetSampler
     from .train import pick_device
 
@@ -338,7 +340,7 @@ def adapt(model_spec: str | os.PathLike, targets, *, source=None, out: str | os.
 
 
 def model_stem_of(path: Path) -> str:
-    from ..models.checkpoints import model_stem
+    from ..models.card import model_stem
 
     return model_stem(path)
 
@@ -350,7 +352,7 @@ def quick_adapt_for_mapping(model, card, inp, stats, options: dict, progress: Pr
     what prediction will. options: AdaptOptions fields plus "source" and "model_path" (to find the source memory).
     """
     torch = import_torch()
-    from ..models.checkpoints import ModelCard
+    from ..models.card import ModelCard
     from .sampler import TargetSampler
     from .train import pick_device
 

@@ -26,7 +26,7 @@ MEMORY_SUFFIX = ".memory.npz"
 
 def memory_path(checkpoint: str | os.PathLike) -> Path:
     """The source memory file beside a checkpoint: ``model.fbpmodel`` -> ``model.memory.npz``."""
-    from ..models.checkpoints import model_stem
+    from ..models.card import model_stem
 
     checkpoint = Path(checkpoint)
     return checkpoint.parent / (model_stem(checkpoint) + MEMORY_SUFFIX)

@@ -104,14 +104,14 @@ def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
 
 def companion(path: str | os.PathLike, suffix: str) -> Path:
     """A file beside a checkpoint: ``model.fbpmodel`` + '.resume.pt' -> ``model.resume.pt``."""
-    from ..models.checkpoints import model_stem
+    from ..models.card import model_stem
 
     path = Path(path)
     return path.parent / (model_stem(path) + suffix)
 
 
 def last_path(out: str | os.PathLike) -> Path:
-    from ..models.checkpoints import EXTENSION
+    from ..models.card import EXTENSION
 
     return companion(out, LAST_SUFFIX + EXTENSION)
 
@@ -228,7 +228,8 @@ def _train(scenes, out: Path, locals_: dict, prog: Progress):
     torch = import_torch()
     from ..io.normalize import FBP_SOURCE_STATS
     from ..models import build_model, input_multiple
-    from ..models.checkpoints import ModelCard, read_card, save_checkpoint
+    from ..models.card import ModelCard
+    from ..models.fbpmodel import read_card, save_checkpoint
     from .losses import weighted_ce, weights_from_counts
     from .sampler import PatchSampler, make_regions
     from .source_memory import build_source_memory, memory_path, save_source_memory

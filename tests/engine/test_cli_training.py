@@ -9,7 +9,7 @@ import pytest
 from fbp_landcover.engine import cli
 from fbp_landcover.engine.cli import training as cli_training
 from fbp_landcover.engine.demo import synthetic
-from fbp_landcover.engine.models.checkpoints import read_card
+from fbp_landcover.engine.models.fbpmodel import read_card
 
 from tests.models import TINY_SMP
 

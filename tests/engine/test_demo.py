@@ -8,7 +8,7 @@ import re
 import pytest
 from fbp_landcover.engine import demo
 from fbp_landcover.engine.errors import Cancelled, FbpError
-from fbp_landcover.engine.models.checkpoints import read_card
+from fbp_landcover.engine.models.fbpmodel import read_card
 from osgeo import gdal
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fbp_landcover.engine.models.checkpoints import import_authors_checkpoint, load_model
+from fbp_landcover.engine.models.authors import import_authors_checkpoint
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
 
 from tests.models import authors_checkpoint, fbp_unet_with_stats

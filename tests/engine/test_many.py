@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fbp_landcover.engine import classes
 from fbp_landcover.engine import mapping as mapping_module
-from fbp_landcover.engine.cli.many import add_command
+from fbp_landcover.engine.cli.many import add_commands
 from fbp_landcover.engine.errors import Cancelled, FbpError
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
@@ -226,7 +226,7 @@ def test_a_corrupt_scene_fails_alone_and_the_cli_says_so(model, tmp_path, monkey
     write_raster(folder / "good.tif", random_scene(40, 56, seed=5))
     (folder / "broken.tif").write_text("this is not a raster")
     parser = argparse.ArgumentParser()
-    add_command(parser.add_subparsers())
+    add_commands(parser.add_subparsers())
     args = parser.parse_args(["map-many", str(folder), "--model", model, "-o", str(tmp_path / "out"),
                               "--sensor", "rgbn"])
     from fbp_landcover.engine.cli import TqdmProgress

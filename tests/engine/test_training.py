@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from fbp_landcover.engine.errors import Cancelled
 from fbp_landcover.engine.models import build_model
-from fbp_landcover.engine.models.checkpoints import load_model, read_card
+from fbp_landcover.engine.models.fbpmodel import read_card
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import losses, source_memory, train
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from fbp_landcover.engine.demo import synthetic
-from fbp_landcover.engine.models.checkpoints import read_card
+from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.training.source_memory import memory_path
 from osgeo import gdal
 
