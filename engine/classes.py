@@ -188,6 +188,23 @@ class Collapse:
             table[src] = dst
         return table
 
+    def names(self) -> list[str]:
+        """Category names indexed by target value (0 = "no data"; values without a class are empty)."""
+        names = ["no data"] + [""] * max(self.targets, default=0)
+        for value, (name, _rgb) in self.targets.items():
+            names[value] = name
+        return names
+
+    def gdal_color_table(self):
+        """A ``gdal.ColorTable`` with the legend's colours; 0 is transparent."""
+        from osgeo import gdal
+
+        table = gdal.ColorTable()
+        table.SetColorEntry(0, (0, 0, 0, 0))
+        for value, (_name, rgb) in self.targets.items():
+            table.SetColorEntry(value, (*rgb, 255))
+        return table
+
 
 def available_collapses() -> list[str]:
     return sorted(p.stem for p in LEGEND_DIR.glob("*.json"))

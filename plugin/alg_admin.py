@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from qgis.core import (
     QgsProcessingOutputString,
@@ -64,5 +63,7 @@ class Diagnostics(FbpAlgorithm):
             feedback.pushInfo(line)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         if output:
-            Path(output).write_text(text + "\n")
+            from ..engine.io.atomic import write_text_atomic
+
+            write_text_atomic(output, text + "\n")
         return {"TEXT": text, "OUTPUT": output or None}

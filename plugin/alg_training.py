@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,14 +50,12 @@ def _raster_paths(alg, parameters, name: str, context) -> list[str]:
 
 def register_model(path: str, feedback) -> str:
     """Copy a trained/adapted model (and its source memory, if any) into the model folder; its registered name."""
-    from ..engine.training.source_memory import memory_path
+    from ..engine.training.source_memory import copy_memory
     from .models_folder import add_model, models_dir
 
     folder = models_dir()
     entry = add_model(path, folder)
-    memory = memory_path(path)
-    if memory.is_file():
-        shutil.copyfile(memory, memory_path(entry.path))
+    copy_memory(path, entry.path)
     feedback.pushInfo(f"Registered {entry.name} in {folder}.")
     return entry.name
 

@@ -21,7 +21,7 @@ from osgeo import gdal, ogr, osr
 
 from .. import classes
 from ..errors import FbpError
-from ..io.atomic import write_text_atomic
+from ..io.atomic import AtomicFiles
 from ..progress import Progress
 from .metrics import ConfusionMatrix
 from .reports import report_csv, report_markdown
@@ -332,7 +332,8 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
         prefix.parent.mkdir(parents=True, exist_ok=True)
         outputs = {ext: str(prefix.with_name(prefix.name + "." + ext)) for ext in ("json", "csv", "md")}
         result["outputs"] = outputs
-        write_text_atomic(Path(outputs["json"]), json.dumps(result, indent=2))
-        write_text_atomic(Path(outputs["csv"]), report_csv(result))
-        write_text_atomic(Path(outputs["md"]), report_markdown(result))
+        with AtomicFiles() as files:  # the three reports appear together
+            files.write_text(outputs["json"], json.dumps(result, indent=2))
+            files.write_text(outputs["csv"], report_csv(result))
+            files.write_text(outputs["md"], report_markdown(result))
     return result

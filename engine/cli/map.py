@@ -1,5 +1,5 @@
-"""``fbp-landcover map | info | models``: one raster to a land-cover map, what the engine would do with a raster,
-and the models folder."""
+"""``fbp-landcover map | info | models | collapse``: one raster to a land-cover map, what the engine would do
+with a raster, the models folder, and a map re-coded to a coarser legend."""
 
 from __future__ import annotations
 
@@ -99,8 +99,19 @@ def cmd_models(args, progress) -> int:
     return EXIT_OK
 
 
+def cmd_collapse(args, progress) -> int:
+    from ..products.collapse import collapse_raster
+
+    out = collapse_raster(args.map, args.legend, args.output, overwrite=args.overwrite, progress=progress)
+    progress.close()
+    print(f"Collapsed map: {out} ({args.legend} legend)")
+    return EXIT_OK
+
+
 def add_commands(sub) -> None:
-    """Add map, info and models to the ``fbp-landcover`` subparsers."""
+    """Add map, info, models and collapse to the ``fbp-landcover`` subparsers."""
+    from ..classes import available_collapses
+
     m = sub.add_parser("map", help="map a raster to a styled 24-class GeoTIFF")
     m.add_argument("image", nargs="+", help="raster file (or the four Sentinel-2 band files B02 B03 B04 B08)")
     m.add_argument("-o", "--output", required=True, help="class GeoTIFF to write")
@@ -143,3 +154,10 @@ def add_commands(sub) -> None:
     inf = msub.add_parser("info", help="a model's metadata")
     inf.add_argument("model")
     mo.set_defaults(func=cmd_models)
+
+    c = sub.add_parser("collapse", help="re-code a class map to a coarser legend")
+    c.add_argument("map", help="class GeoTIFF written by fbp-landcover map")
+    c.add_argument("legend", help=f"{', '.join(available_collapses())} or a legend JSON file")
+    c.add_argument("-o", "--output", required=True, help="collapsed GeoTIFF to write")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.set_defaults(func=cmd_collapse)

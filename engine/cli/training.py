@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import FbpError
+from ..io.atomic import check_destination
 from ..models.presets import PRESETS, preset
 from . import EXIT_OK
 
@@ -20,14 +21,6 @@ def _close(progress) -> None:
     close = getattr(progress, "close", None)
     if close is not None:
         close()
-
-
-def _refuse_existing(path: str | os.PathLike, overwrite: bool, what: str) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FbpError(f"The {what} {path} already exists; choose another name or ask to overwrite it "
-                       "(--overwrite).")
-    return path
 
 
 def _smp_spec(args) -> dict:
@@ -56,7 +49,7 @@ def _smp_spec(args) -> dict:
 def cmd_train(args, progress) -> int:
     from ..training.train import train_source
 
-    out = _refuse_existing(args.output, args.overwrite or args.resume, "model")
+    out = check_destination(args.output, args.overwrite or args.resume, "model", make_folder=True)
     if not os.path.exists(args.source):
         raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
                        "(with Annotation__index/ inside).")
@@ -82,7 +75,7 @@ def cmd_train(args, progress) -> int:
 def cmd_adapt(args, progress) -> int:
     from ..training.adapt import adapt
 
-    out = _refuse_existing(args.output, args.overwrite, "adapted model")
+    out = check_destination(args.output, args.overwrite, "adapted model", make_folder=True)
     source: object
     if args.source in (None, "memory"):
         source = None  # the checkpoint's source memory when present, else source-free
@@ -114,7 +107,7 @@ def cmd_evaluate(args, progress) -> int:
 
     prefix = Path(args.output)
     for ext in ("json", "csv", "md"):
-        _refuse_existing(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report")
+        check_destination(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report", make_folder=True)
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
                       out_prefix=str(prefix), reference_field=args.field, progress=progress)
     _close(progress)

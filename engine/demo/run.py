@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import FbpError
+from ..io.atomic import AtomicFiles
 from ..progress import Progress
 from .report import final_text, headline, report
 
@@ -201,8 +202,9 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
         "files": {tag: r["files"] for tag, r in results.items()},
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
-    (work / REPORT).write_text(report(summary, results), encoding="utf-8")
-    (work / SUMMARY).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    with AtomicFiles() as files:
+        files.write_text(work / REPORT, report(summary, results))
+        files.write_text(work / SUMMARY, json.dumps(summary, indent=2, default=str))
     prog.check()
     prog(1.0, f"Demo finished in {times['total']:.0f} s")
     return summary

@@ -16,8 +16,8 @@ from osgeo import gdal
 
 from .. import SOFTWARE, classes
 from ..errors import Cancelled, FbpError
-from ..products.areas import table_csv, table_json
-from ..products.writers import AtomicFiles
+from ..products.areas import write_area_tables
+from ..io.atomic import AtomicFiles
 from ..progress import CancelFn, Progress, ProgressFn
 from . import cluster
 from . import manifest as mf
@@ -329,8 +329,7 @@ def _mosaic(job: ManyJob, man: mf.Manifest, done: list[mf.SceneEntry], out: Path
     rows = counter.table()
     files = AtomicFiles()
     files.write_text(out / "mosaic.qml", classes.qml())
-    files.write_text(out / "areas.csv", table_csv(rows))
-    files.write_text(out / "areas.json", table_json(rows, finals["classes"]))
+    areas_json = write_area_tables(rows, out / "areas.csv", finals["classes"], files)
     if zones is not None:
         from .zones import zones_csv, zones_json
 
@@ -341,7 +340,7 @@ def _mosaic(job: ManyJob, man: mf.Manifest, done: list[mf.SceneEntry], out: Path
     files.commit()
     result.mosaic, result.mosaic_vrt = finals["classes"], finals["vrt"]
     result.mosaic_confidence = finals.get("confidence")
-    result.areas_csv, result.areas_json, result.areas = str(out / "areas.csv"), str(out / "areas.json"), rows
+    result.areas_csv, result.areas_json, result.areas = str(out / "areas.csv"), str(areas_json), rows
     result.grid = {"crs_wkt": grid.projection, "geotransform": list(grid.geotransform), "width": grid.width,
                    "height": grid.height}
     man.mosaic = {"outputs": finals, "overlap": job.overlap, "scenes": [done[i].name for i in order],

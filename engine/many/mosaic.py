@@ -23,7 +23,6 @@ import datetime as _dt
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from osgeo import gdal, osr
 from .. import classes
 from ..errors import FbpError
 from ..products.areas import AreaCounter
-from ..products.writers import CONFIDENCE_NODATA, AtomicFiles, class_writer, confidence_writer
+from ..io.atomic import AtomicFiles, atomic_path, partial_path, sidecars
+from ..products.writers import CONFIDENCE_NODATA, class_writer, confidence_writer
 from ..progress import Progress
 
 gdal.UseExceptions()
@@ -183,12 +183,19 @@ def place(grid: Grid, class_path: str, conf_path: str | None, parts_dir: Path, n
     common = dict(format="VRT", dstSRS=grid.projection, outputBounds=bounds, width=ix1 - ix0,
                   height=iy1 - iy0, resampleAlg="near", multithread=False)
     cls_vrt = parts_dir / f"{name}.classes.vrt"
-    gdal.Warp(str(cls_vrt), class_path, dstNodata=0, **common).FlushCache()
+    _warp_vrt(cls_vrt, class_path, dstNodata=0, **common)
     conf_vrt = None
     if conf_path:
         conf_vrt = parts_dir / f"{name}.confidence.vrt"
-        gdal.Warp(str(conf_vrt), conf_path, dstNodata=CONFIDENCE_NODATA, **common).FlushCache()
+        _warp_vrt(conf_vrt, conf_path, dstNodata=CONFIDENCE_NODATA, **common)
     return Part(ix0, iy0, ix1 - ix0, iy1 - iy0, str(cls_vrt), str(conf_vrt) if conf_vrt else None)
+
+
+def _warp_vrt(dst: Path, src: str, **options) -> None:
+    """A warped VRT file of ``src`` (written beside ``dst`` and renamed, so its relative paths hold)."""
+    with atomic_path(dst) as tmp:
+        ds = gdal.Warp(str(tmp), src, **options)
+        del ds  # closing the dataset writes the VRT
 
 
 def _read(path: str, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -255,19 +262,17 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
     files = AtomicFiles()
     scratch: list[Path] = []
 
-    def scratch_file(stem: str) -> Path:
-        fd, name = tempfile.mkstemp(dir=outdir, prefix=f".{stem}.", suffix=".work.tif")
-        os.close(fd)
-        os.unlink(name)
-        scratch.append(Path(name))
-        return Path(name)
+    def scratch_file(target: Path) -> Path:
+        """A work file for ``target`` (the plain GeoTIFF the COG is made from), removed at the end."""
+        scratch.append(partial_path(target))
+        return scratch[-1]
 
     counter = AreaCounter(grid.geotransform, grid.projection)
     cw = fw = None
     try:
-        cw = class_writer(scratch_file("mosaic"), grid.width, grid.height, grid.geotransform, grid.projection)
+        cw = class_writer(scratch_file(finals["classes"]), grid.width, grid.height, grid.geotransform, grid.projection)
         if with_confidence:
-            fw = confidence_writer(scratch_file("mosaic_confidence"), grid.width, grid.height,
+            fw = confidence_writer(scratch_file(finals["confidence"]), grid.width, grid.height,
                                    grid.geotransform, grid.projection)
 
         def sink(x, y, c, f):
@@ -296,6 +301,6 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
         raise
     finally:
         for p in scratch:
-            for q in (p, Path(str(p) + ".aux.xml"), Path(str(p) + ".ovr")):
+            for q in (p, *sidecars(p)):
                 q.unlink(missing_ok=True)
     return {k: str(v) for k, v in finals.items()}, counter

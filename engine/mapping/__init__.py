@@ -11,8 +11,9 @@ from ..errors import FbpError
 from ..inference.predict import PredictSettings, predict
 from ..inference.tiling import choose_window
 from ..io.normalize import Stats
-from ..products.areas import AreaCounter, table_csv, table_json
-from ..products.writers import AtomicFiles, check_destination, class_writer, confidence_writer, quicklook_png
+from ..products.areas import AreaCounter, json_beside, write_area_tables
+from ..io.atomic import AtomicFiles, check_destination
+from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
 
 STITCH_MODES = ("blend", "centre-crop")
@@ -130,7 +131,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
     qml_path = out.with_suffix(".qml")
     extra = {"confidence raster": req.confidence, "area table": req.areas, "quicklook": req.quicklook}
     dests = {k: check_destination(v, req.overwrite, k) for k, v in extra.items() if v}
-    areas_json = dests["area table"].with_suffix(".json") if "area table" in dests else None
+    areas_json = json_beside(dests["area table"]) if "area table" in dests else None
     if areas_json is not None:
         check_destination(areas_json, req.overwrite, "area table (JSON)")
     if req.overwrite is False and qml_path.exists():
@@ -192,8 +193,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
                 fw.finish("AVERAGE", metadata)
             files.write_text(qml_path, classes.qml())
             if areas_json is not None:
-                files.write_text(dests["area table"], table_csv(rows))
-                files.write_text(areas_json, table_json(rows, str(out)))
+                write_area_tables(rows, dests["area table"], str(out), files)
             if "quicklook" in dests:
                 ql = files.temp_for(dests["quicklook"])
                 quicklook_png(class_tmp, ql)

@@ -12,12 +12,16 @@ import csv
 import io
 import json
 import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 from osgeo import gdal, osr
 
 from .. import classes
 from ..errors import FbpError
+from ..io.atomic import AtomicFiles
 
 gdal.UseExceptions()
 
@@ -119,6 +123,23 @@ def table_json(rows: list[dict], source: str) -> str:
         "km2": round(sum(r["km2"] for r in rows), 6),
     }
     return json.dumps({"map": source, "classes": rows, "total": total}, indent=2)
+
+
+def json_beside(csv_path: str | os.PathLike) -> Path:
+    """The JSON area table written beside a CSV one: same name, suffix .json."""
+    return Path(csv_path).with_suffix(".json")
+
+
+def write_area_tables(rows: list[dict], csv_path: str | os.PathLike, source: str,
+                      files: AtomicFiles | None = None) -> Path:
+    """Write the area table as CSV and, beside it, as JSON; returns the JSON's path.
+
+    With ``files`` the two join that set of outputs (committed by its owner), else they are committed now."""
+    json_path = json_beside(csv_path)
+    with (AtomicFiles() if files is None else nullcontext(files)) as own:
+        own.write_text(csv_path, table_csv(rows))
+        own.write_text(json_path, table_json(rows, source))
+    return json_path
 
 
 def count_raster(path: str, block_rows: int = 512) -> AreaCounter:

@@ -1,23 +1,18 @@
-"""Output files that appear only when complete.
+"""The rasters and pictures a mapping run writes, each into a temporary file of ``io.atomic``.
 
-Every raster is written to a hidden temporary file in the destination folder and renamed into place
-only when everything succeeded; on failure or cancel the temporary files are removed. An existing
-output is refused unless overwriting was asked for. The class raster is a tiled, compressed uint8
-GeoTIFF with nodata 0, the official colour table, category names, a raster attribute table,
-overviews and metadata; a QML sidecar makes QGIS style it with the 24 names.
+The class raster is a tiled, compressed uint8 GeoTIFF with nodata 0, the official colour table, category
+names, a raster attribute table, overviews and metadata; the confidence raster is float32 with nodata -1;
+the quicklook is a PNG with a legend of the classes present.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from osgeo import gdal
 
 from .. import classes
-from ..errors import FbpError
 
 gdal.UseExceptions()
 
@@ -25,74 +20,6 @@ gdal.UseExceptions()
 CREATION_OPTIONS = ["TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
                     "NUM_THREADS=ALL_CPUS"]
 CONFIDENCE_NODATA = -1.0
-
-
-def check_destination(path: str | os.PathLike, overwrite: bool, what: str = "output") -> Path:
-    """Refuse an existing file (unless overwrite) or a folder that cannot be written, before any work."""
-    path = Path(path).expanduser().absolute()
-    if path.exists() and not overwrite:
-        raise FbpError(
-            f"The {what} {path} already exists; choose another name or ask to overwrite it (--overwrite)."
-        )
-    if path.is_dir():
-        raise FbpError(f"The {what} {path} is a folder; give a file name such as {path / 'landcover.tif'}.")
-    folder = path.parent
-    if not folder.is_dir():
-        raise FbpError(f"The folder for the {what}, {folder}, does not exist; create it or choose another path.")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fbp-write-test-"):
-            pass
-    except OSError as exc:
-        raise FbpError(
-            f"Cannot write the {what} into {folder} ({exc.strerror}); choose a folder you can write to."
-        ) from exc
-    return path
-
-
-def _temp_name(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.stem}.", suffix=".partial" + final.suffix)
-    os.close(fd)
-    os.unlink(name)
-    return Path(name)
-
-
-def _sidecars(path: Path) -> list[Path]:
-    return [Path(str(path) + ".aux.xml"), Path(str(path) + ".ovr")]
-
-
-class AtomicFiles:
-    """A set of temporary files that are renamed into place together, or all removed."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Path, Path]] = []
-
-    def temp_for(self, final: Path) -> Path:
-        tmp = _temp_name(final)
-        self._pending.append((tmp, final))
-        return tmp
-
-    def write_text(self, final: Path, text: str) -> None:
-        tmp = self.temp_for(final)
-        tmp.write_text(text, encoding="utf-8")
-
-    def commit(self) -> None:
-        for tmp, final in self._pending:
-            for side_tmp, side_final in zip(_sidecars(tmp), _sidecars(final), strict=True):
-                if side_tmp.exists():
-                    os.replace(side_tmp, side_final)
-                elif side_final.exists():
-                    side_final.unlink()  # a stale sidecar of an overwritten file would mislead GDAL
-            os.replace(tmp, final)  # the main file last: it appears only when complete
-        self._pending.clear()
-
-    def discard(self) -> None:
-        for tmp, _ in self._pending:
-            for p in [tmp, *_sidecars(tmp)]:
-                try:
-                    p.unlink()
-                except FileNotFoundError:
-                    pass
-        self._pending.clear()
 
 
 class RasterWriter:

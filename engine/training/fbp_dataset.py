@@ -12,7 +12,6 @@ GeoTIFF there and windows are read from that.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from osgeo import gdal
 
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
+from ..io.atomic import atomic_path
 
 gdal.UseExceptions()
 
@@ -170,8 +170,8 @@ def _cached_label(png: Path, cache: Path) -> str:
     dst = cache / (png.stem + ".tif")
     if dst.is_file() and dst.stat().st_mtime >= png.stat().st_mtime:
         return str(dst)
-    tmp = cache / (png.stem + f".{os.getpid()}.tmp.tif")
-    gdal.Translate(str(tmp), str(png), format="GTiff", bandList=[1],
-                   creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        ds = gdal.Translate(str(tmp), str(png), format="GTiff", bandList=[1],
+                            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
+        del ds  # closing the dataset writes it
     return str(dst)

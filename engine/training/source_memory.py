@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,10 +108,20 @@ def save_source_memory(path: str | os.PathLike, memory: SourceMemory) -> Path:
     """Write the memory as a compressed .npz atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".tmp.npz") as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, images=memory.images, labels=memory.labels, mean=memory.mean,
                             std=memory.std, meta=np.frombuffer(json.dumps(memory.meta).encode(), np.uint8))
     return path
+
+
+def copy_memory(model: str | os.PathLike, copied_model: str | os.PathLike) -> Path | None:
+    """Copy the source memory beside ``model`` (if there is one) beside its copy ``copied_model``."""
+    src, dst = memory_path(model), memory_path(copied_model)
+    if not src.is_file() or src.resolve() == dst.resolve():
+        return None
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
 
 
 def load_source_memory(path: str | os.PathLike) -> SourceMemory:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
+from ..io.atomic import atomic_path
 from ..models.torch_import import import_torch
 from ..progress import Progress
 
@@ -88,18 +88,12 @@ def evaluate(model, batches, device: str, amp: bool = False) -> tuple[float, np.
 
 
 def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, then rename (tensors and primitives only)."""
+    """torch.save through io.atomic (tensors and primitives only)."""
     torch = import_torch()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def companion(path: str | os.PathLike, suffix: str) -> Path:

@@ -34,6 +34,37 @@ def test_engine_never_imports_qgis_qt_or_the_plugin():
     assert offenders == []
 
 
+RENAMES = {("os", "replace"), ("os", "rename"), ("os", "renames"), ("shutil", "move")}
+
+
+def renames(path: Path) -> list[str]:
+    """Calls in ``path`` that rename or move a file (os.replace/rename, shutil.move, Path.rename/.replace)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module in ("os", "shutil"):
+            found += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names
+                      if (node.module, a.name) in RENAMES]
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+        attr = node.func.attr
+        path_replace = (attr == "replace" and len(node.args) == 1 and not node.keywords  # str.replace takes 2
+                        and owner != "dataclasses")
+        if (owner, attr) in RENAMES or attr == "rename" or path_replace:
+            found.append(f"line {node.lineno}: {ast.unparse(node.func)}(...)")
+    return found
+
+
+def test_one_atomic_write_mechanism():
+    """Every file is written through engine/io/atomic.py: no rename or move anywhere else."""
+    mechanism = ROOT / "engine" / "io" / "atomic.py"
+    assert renames(mechanism)  # the check does see the mechanism's own os.replace
+    offenders = [f"{path.relative_to(ROOT)} {hit}"
+                 for path in sorted([*(ROOT / "engine").rglob("*.py"), *(ROOT / "plugin").rglob("*.py")])
+                 if path != mechanism for hit in renames(path)]
+    assert offenders == []
+
+
 def test_importing_the_engine_cli_and_mapping_loads_no_qt_and_no_torch():
     code = ("import sys, fbp_landcover, fbp_landcover.engine.mapping, fbp_landcover.engine.cli;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('qgis','PyQt5','torch')))")

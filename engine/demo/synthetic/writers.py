@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ...classes import gdal_color_table
+from ...io.atomic import AtomicFiles
 from .instruments import NO_SHIFT, SOURCE, TARGET, SyntheticSensor, get_sensor
 from .landscape import ClassMix, make_labels
 from .spectra import reflectance
@@ -73,11 +73,10 @@ def _mem(array: np.ndarray, gdal_type: int) -> gdal.Dataset:
     return ds
 
 
-def _replace_into(tmp: str, path: Path) -> None:
-    os.replace(tmp, path)
-    aux = tmp + ".aux.xml"
-    if os.path.exists(aux):
-        os.replace(aux, str(path) + ".aux.xml")
+def _create_copy(files: AtomicFiles, driver: str, path: Path, src: gdal.Dataset, options: list[str] | None = None):
+    """Copy an in-memory dataset into ``path``'s temporary file of ``files``."""
+    ds = gdal.GetDriverByName(driver).CreateCopy(str(files.temp_for(path)), src, options=options or [])
+    del ds  # closing the dataset writes it
 
 
 def write_source_dataset(root: str | Path, n_scenes: int = 2, size: int = 512, seed: int = 0, *,
@@ -99,20 +98,13 @@ def write_source_dataset(root: str | Path, n_scenes: int = 2, size: int = 512, s
             labels = np.pad(labels, pad)
             dn = np.pad(dn, ((0, 0), (pad, pad), (pad, pad)))
             img8 = np.pad(img8, ((0, 0), (pad, pad), (pad, pad)), constant_values=255)
-        gtiff = gdal.GetDriverByName("GTiff")
-        p8 = root / IMAGE_8BIT_DIR / f"{name}.tif"
-        gtiff.CreateCopy(str(p8) + ".tmp", _mem(img8, gdal.GDT_Byte),
-                         options=["PHOTOMETRIC=CMYK", "INTERLEAVE=PIXEL"]).FlushCache()
-        _replace_into(str(p8) + ".tmp", p8)
-        p16 = root / IMAGE_16BIT_DIR / f"{name}.tiff"
         src16 = _mem(dn, gdal.GDT_UInt16)
         src16.SetMetadataItem("SATELLITE_ID", "GF2")
-        gtiff.CreateCopy(str(p16) + ".tmp", src16, options=["INTERLEAVE=PIXEL"]).FlushCache()
-        _replace_into(str(p16) + ".tmp", p16)
-        plab = root / LABEL_DIR / f"{name}_24label.png"
-        tmp = str(plab.with_suffix(".tmp.png"))
-        gdal.GetDriverByName("PNG").CreateCopy(tmp, _mem(labels, gdal.GDT_Byte)).FlushCache()
-        _replace_into(tmp, plab)
+        with AtomicFiles() as files:  # a scene's three files appear together
+            _create_copy(files, "GTiff", root / IMAGE_8BIT_DIR / f"{name}.tif", _mem(img8, gdal.GDT_Byte),
+                         ["PHOTOMETRIC=CMYK", "INTERLEAVE=PIXEL"])
+            _create_copy(files, "GTiff", root / IMAGE_16BIT_DIR / f"{name}.tiff", src16, ["INTERLEAVE=PIXEL"])
+            _create_copy(files, "PNG", root / LABEL_DIR / f"{name}_24label.png", _mem(labels, gdal.GDT_Byte))
     return names
 
 
@@ -133,7 +125,6 @@ def write_target_scene(path: str | Path, truth_path: str | Path, sensor: str | S
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(TARGET_EPSG)
     gt = target_geotransform(sensor, seed)
-    gtiff = gdal.GetDriverByName("GTiff")
 
     img = _mem(dn, gdal.GDT_UInt16)
     img.SetGeoTransform(gt)
@@ -153,17 +144,14 @@ def write_target_scene(path: str | Path, truth_path: str | Path, sensor: str | S
     elif sensor.profile == "gaofen2":
         img.SetMetadataItem("SATELLITE_ID", "GF2")
     img.SetMetadataItem("SYNTHETIC_SENSOR", sensor.name)
-    tmp = str(path) + ".tmp"
-    gtiff.CreateCopy(tmp, img, options=["INTERLEAVE=PIXEL", "TILED=YES", "COMPRESS=DEFLATE"]).FlushCache()
-    _replace_into(tmp, path)
 
     lab = _mem(labels, gdal.GDT_Byte)
     lab.SetGeoTransform(gt)
     lab.SetProjection(srs.ExportToWkt())
     lab.GetRasterBand(1).SetColorTable(gdal_color_table())
-    tmp = str(truth_path) + ".tmp"
-    gtiff.CreateCopy(tmp, lab, options=["COMPRESS=DEFLATE"]).FlushCache()
-    _replace_into(tmp, truth_path)
+    with AtomicFiles() as files:  # the image and its truth appear together
+        _create_copy(files, "GTiff", path, img, ["INTERLEAVE=PIXEL", "TILED=YES", "COMPRESS=DEFLATE"])
+        _create_copy(files, "GTiff", truth_path, lab, ["COMPRESS=DEFLATE"])
     return path, truth_path
 
 
