@@ -17,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
 from .. import classes
 from ..errors import FbpError
 from ..io.atomic import AtomicFiles
+from ..io.gdal import RasterGrid, same_grid, warp_to_grid
 from ..progress import Progress
 from .metrics import ConfusionMatrix
 from .reports import report_csv, report_markdown
@@ -162,22 +163,6 @@ class _Remapper:
 # ---------------------------------------------------------------------------------------------- grids
 
 
-def _same_grid(a: gdal.Dataset, b: gdal.Dataset) -> bool:
-    if (a.RasterXSize, a.RasterYSize) != (b.RasterXSize, b.RasterYSize):
-        return False
-    ga, gb = a.GetGeoTransform(can_return_null=True), b.GetGeoTransform(can_return_null=True)
-    if ga is None or gb is None:
-        return ga is None and gb is None
-    tol = 1e-6 * max(abs(ga[1]), abs(ga[5]), 1e-12)
-    if any(abs(x - y) > tol * (1 if i in (1, 2, 4, 5) else a.RasterXSize) for i, (x, y) in enumerate(zip(ga, gb))):
-        return False
-    pa, pb = a.GetProjection(), b.GetProjection()
-    if not pa or not pb:
-        return not pa and not pb
-    sa, sb = osr.SpatialReference(wkt=pa), osr.SpatialReference(wkt=pb)
-    return bool(sa.IsSame(sb))
-
-
 def _map_grid(map_ds: gdal.Dataset, map_path: str, reference: str) -> tuple[tuple, str]:
     gt, wkt = map_ds.GetGeoTransform(can_return_null=True), map_ds.GetProjection()
     if gt is None or not wkt:
@@ -193,12 +178,9 @@ def _warped_reference(ref_ds: gdal.Dataset, map_ds: gdal.Dataset, map_path: str,
     if not ref_ds.GetProjection() or ref_ds.GetGeoTransform(can_return_null=True) is None:
         raise FbpError(f"The reference {reference} has no georeferencing and a different size from {map_path}; "
                        f"georeference it or give one on the map's grid.")
-    w, h = map_ds.RasterXSize, map_ds.RasterYSize
-    bounds = (gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
     if ref_ds.RasterCount > 1:
         ref_ds = gdal.Translate("", ref_ds, format="VRT", bandList=[1])
-    return gdal.Warp("", ref_ds, format="VRT", outputBounds=bounds, width=w, height=h, dstSRS=wkt,
-                     resampleAlg="near", dstAlpha=True, multithread=False)
+    return warp_to_grid(ref_ds, gt, map_ds.RasterXSize, map_ds.RasterYSize, wkt, dstAlpha=True, multithread=False)
 
 
 # ---------------------------------------------------------------------------------------------- vector
@@ -291,7 +273,7 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
 
     regridded = False
     if kind == "raster":
-        if _same_grid(map_ds, ref_ds):
+        if same_grid(RasterGrid.of(map_ds), RasterGrid.of(ref_ds)):
             src, alpha = ref_ds, None
         else:
             src = _warped_reference(ref_ds, map_ds, map_path, reference)

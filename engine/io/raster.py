@@ -12,17 +12,17 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from ..errors import FbpError
-from .sensors import S2_MODEL_BANDS, SensorProfile, open_dataset, s2_band_name
+from .gdal import RasterGrid, geographic_pixel_metres, numpy_dtype, open_dataset, srs, warp_to_grid
+from .sensors import S2_MODEL_BANDS, SensorProfile, s2_band_name
 
 gdal.UseExceptions()
 
 _REL_TOL = 1e-6  # pixel sizes this close (relative) count as equal
 _SAMPLE_WINDOW = 256
 _SAMPLE_WINDOWS = 64
-_METRES_PER_DEGREE = 111_320.0
 
 
 def _sample_windows(
@@ -84,15 +84,6 @@ def _s2_offset(datasets: list[gdal.Dataset], bands: tuple[int, ...]) -> tuple[fl
         "no processing baseline in the metadata: no DN offset "
         "(use sentinel2:offset=1000 for baseline >= 04.00)"
     )
-
-
-def _srs(wkt: str) -> osr.SpatialReference | None:
-    if not wkt:
-        return None
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
 
 
 def _snap(value: float) -> float:
@@ -170,7 +161,7 @@ class ModelInput:
         self.bands = self.profile.bands_for(src.RasterCount, self.path)
         self._unique = sorted(set(self.bands))
         first = src.GetRasterBand(self._unique[0])
-        self.dtype = gdal.GetDataTypeName(first.DataType)
+        self.dtype = numpy_dtype(first)
         self.nodata = {b: src.GetRasterBand(b).GetNoDataValue() for b in self._unique}
         self._float = any(
             gdal.GetDataTypeName(src.GetRasterBand(b).DataType).startswith("Float") for b in self._unique
@@ -178,7 +169,7 @@ class ModelInput:
         self.native_size = (src.RasterXSize, src.RasterYSize)
         self.native_geotransform = tuple(src.GetGeoTransform(can_return_null=True) or (0, 1, 0, 0, 0, 1))
         self.projection = src.GetProjection() or ""
-        self._srs_obj = _srs(self.projection)
+        self._srs_obj = srs(self.projection)
         self.georeferenced = src.GetGeoTransform(can_return_null=True) is not None
         self.geographic = bool(self._srs_obj and self._srs_obj.IsGeographic())
 
@@ -195,8 +186,7 @@ class ModelInput:
             return (self.profile.gsd, self.profile.gsd) if self.profile.gsd else None
         sx, sy = abs(gt[1]), abs(gt[5])
         if self.geographic:
-            cy = gt[3] + gt[5] * self.native_size[1] / 2
-            return sx * _METRES_PER_DEGREE * math.cos(math.radians(cy)), sy * _METRES_PER_DEGREE
+            return geographic_pixel_metres(gt, self.native_size[1], self._srs_obj)
         unit = self._srs_obj.GetLinearUnits() if self._srs_obj else 1.0
         return sx * unit, sy * unit
 
@@ -241,14 +231,12 @@ class ModelInput:
         w0, h0 = self.native_size
         w = max(1, math.ceil(w0 * gt[1] / p - 1e-9))
         h = max(1, math.ceil(h0 * -gt[5] / p - 1e-9))
-        ox, oy = gt[0], gt[3]
-        self._read_ds = gdal.Warp(
-            "", self._src, format="VRT", outputBounds=(ox, oy - h * p, ox + w * p, oy), width=w, height=h,
-            resampleAlg="near", dstAlpha=True, srcNodata="None", errorThreshold=0, overviewLevel="NONE",
-        )
+        grid = (gt[0], p, 0.0, gt[3], 0.0, -p)  # starts exactly at the raster's origin
+        self._read_ds = warp_to_grid(self._src, grid, w, h, dstAlpha=True, srcNodata="None", errorThreshold=0,
+                                     overviewLevel="NONE")
         self._alpha = self._read_ds.RasterCount
         self._full_size = (w, h)
-        self._full_gt = (ox, p, 0.0, oy, 0.0, -p)
+        self._full_gt = grid
         self.gsd = float(wg)
         self.resampled = True
 
@@ -297,11 +285,8 @@ class ModelInput:
                 )
             self._mask_ds = mds
             return
-        ox, sx, _, oy, _, sy = self._full_gt
-        bounds = (ox, oy + sy * fh, ox + sx * fw, oy)
-        self._mask_ds = gdal.Warp(
-            "", mds, format="VRT", outputBounds=bounds, width=fw, height=fh, dstSRS=self.projection or None,
-            srcSRS=None if mds.GetProjection() else (self.projection or None), resampleAlg="near",
+        self._mask_ds = warp_to_grid(
+            mds, self._full_gt, fw, fh, self.projection, srcSRS=None if mds.GetProjection() else (self.projection or None),
             srcNodata="None", errorThreshold=0, overviewLevel="NONE",
         )
 
@@ -316,7 +301,7 @@ class ModelInput:
                 for a in raws.values()
             ]
             max_value = max(seen) if seen else None
-        np_dtype = "float32" if self._float else gdal_array_dtype(self.dtype)
+        np_dtype = "float32" if self._float else self.dtype
         self.scale, reason = self.profile.resolve_scale(np_dtype, max_value, self.path)
         self.offset = float(self.profile.offset)
         if self.profile.offset_from_metadata and not self._float:
@@ -402,6 +387,12 @@ class ModelInput:
     # ------------------------------------------------------------------------------------------- info
 
     @property
+    def grid(self) -> RasterGrid:
+        """The working grid (what ``read`` windows lie on)."""
+        return RasterGrid(self.width, self.height, self.geotransform if self.georeferenced else None,
+                          self.projection)
+
+    @property
     def epsg(self) -> int | None:
         if not self._srs_obj:
             return None
@@ -478,14 +469,6 @@ class ModelInput:
     def __repr__(self) -> str:
         name = Path(self.path).name
         return f"ModelInput({name!r}, {self.profile.label}, {self.width}x{self.height}, {self.gsd:g} m)"
-
-
-def gdal_array_dtype(gdal_type_name: str) -> str:
-    """numpy dtype name of a GDAL data type name ("UInt16" -> "uint16")."""
-    return {
-        "Byte": "uint8", "UInt16": "uint16", "Int16": "int16", "UInt32": "uint32", "Int32": "int32",
-        "Float32": "float32", "Float64": "float64", "Int8": "int8", "UInt64": "uint64", "Int64": "int64",
-    }.get(gdal_type_name, gdal_type_name.lower())
 
 
 def open_input(

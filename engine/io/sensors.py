@@ -14,6 +14,7 @@ from pathlib import Path
 from osgeo import gdal
 
 from ..errors import FbpError
+from .gdal import open_dataset
 
 gdal.UseExceptions()
 
@@ -220,26 +221,6 @@ def _interp_names(ds: gdal.Dataset) -> list[str]:
         gdal.GetColorInterpretationName(ds.GetRasterBand(i + 1).GetColorInterpretation())
         for i in range(ds.RasterCount)
     ]
-
-
-def open_dataset(path: str, raw: bool = False) -> gdal.Dataset:
-    """gdal.Open with the engine's errors (missing file, not a raster); ``raw``: GTIFF_RAW: for GeoTIFFs."""
-    path = os.fspath(path)
-    if not path.startswith("/vsi") and not os.path.exists(path):
-        raise FbpError(f"{path} does not exist; check the path to the input raster.")
-    why = "unknown format"
-    try:
-        ds = gdal.Open(path)
-    except RuntimeError as exc:
-        ds = None
-        why = (str(exc).strip().splitlines() or [why])[0]
-    if ds is None:
-        raise FbpError(
-            f"{path} is not a raster GDAL could read ({why}); give a GeoTIFF or another GDAL-readable image."
-        )
-    if raw and ds.GetDriver().ShortName == "GTiff":
-        ds = gdal.Open("GTIFF_RAW:" + path)
-    return ds
 
 
 def _all_metadata_text(ds: gdal.Dataset) -> str:

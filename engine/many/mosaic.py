@@ -33,6 +33,7 @@ from .. import classes
 from ..errors import FbpError
 from ..products.areas import AreaCounter
 from ..io.atomic import AtomicFiles, atomic_path, partial_path, sidecars
+from ..io.gdal import srs, warp_to_grid
 from ..products.writers import CONFIDENCE_NODATA, class_writer, confidence_writer
 from ..progress import Progress
 
@@ -73,13 +74,13 @@ class Part:
 
 def parse_crs(text: str) -> str:
     """WKT for 'EPSG:32650', a WKT string, a PROJ string… (anything OSR accepts)."""
-    srs = osr.SpatialReference()
+    ref = osr.SpatialReference()
     try:
-        srs.SetFromUserInput(text)
+        ref.SetFromUserInput(text)
     except RuntimeError:
         raise FbpError(f"The mosaic CRS {text!r} is not one GDAL understands; give it as EPSG:xxxx."
                        ) from None
-    return srs.ExportToWkt()
+    return ref.ExportToWkt()
 
 
 def scene_date(path: str) -> tuple[str, str]:
@@ -128,7 +129,7 @@ def _footprint(path: str, wkt: str) -> tuple[float, float, float, float, float, 
     """(xmin, ymin, xmax, ymax, pixel size, already in that CRS) of a raster in the CRS ``wkt``."""
     ds = gdal.Open(path)
     src = ds.GetSpatialRef()
-    dst = osr.SpatialReference(wkt=wkt)
+    dst = srs(wkt)
     if src is None:
         raise FbpError(f"The scene map {path} has no CRS; give the input raster a CRS so it can be "
                        "mosaicked.")
@@ -157,7 +158,7 @@ def choose_grid(class_paths: list[str], crs: str | None = None, resolution: floa
     if not res > 0:
         raise FbpError(f"The mosaic resolution ({resolution}) must be a positive number of CRS units.")
     gt0 = first.GetGeoTransform()
-    same = osr.SpatialReference(wkt=wkt).IsSame(first.GetSpatialRef()) and math.isclose(abs(gt0[1]), res,
+    same = srs(wkt).IsSame(first.GetSpatialRef()) and math.isclose(abs(gt0[1]), res,
                                                                                          rel_tol=1e-9)
     ax, ay = (gt0[0], gt0[3]) if same else (0.0, 0.0)
     xmin, ymin = min(f[0] for f in prints), min(f[1] for f in prints)
@@ -179,22 +180,21 @@ def place(grid: Grid, class_path: str, conf_path: str | None, parts_dir: Path, n
     iy1 = min(grid.height, math.ceil((grid.y0 - ymin) / r - _EPS))
     if ix1 <= ix0 or iy1 <= iy0:
         return None
-    bounds = (grid.x0 + ix0 * r, grid.y0 - iy1 * r, grid.x0 + ix1 * r, grid.y0 - iy0 * r)
-    common = dict(format="VRT", dstSRS=grid.projection, outputBounds=bounds, width=ix1 - ix0,
-                  height=iy1 - iy0, resampleAlg="near", multithread=False)
+    window = ((grid.x0 + ix0 * r, r, 0.0, grid.y0 - iy0 * r, 0.0, -r), ix1 - ix0, iy1 - iy0, grid.projection)
     cls_vrt = parts_dir / f"{name}.classes.vrt"
-    _warp_vrt(cls_vrt, class_path, dstNodata=0, **common)
+    _warp_vrt(cls_vrt, class_path, window, dstNodata=0)
     conf_vrt = None
     if conf_path:
         conf_vrt = parts_dir / f"{name}.confidence.vrt"
-        _warp_vrt(conf_vrt, conf_path, dstNodata=CONFIDENCE_NODATA, **common)
+        _warp_vrt(conf_vrt, conf_path, window, dstNodata=CONFIDENCE_NODATA)
     return Part(ix0, iy0, ix1 - ix0, iy1 - iy0, str(cls_vrt), str(conf_vrt) if conf_vrt else None)
 
 
-def _warp_vrt(dst: Path, src: str, **options) -> None:
-    """A warped VRT file of ``src`` (written beside ``dst`` and renamed, so its relative paths hold)."""
+def _warp_vrt(dst: Path, src: str, window: tuple, **options) -> None:
+    """A VRT file of ``src`` warped onto ``window`` (geotransform, width, height, CRS), written beside ``dst``
+    and renamed (so its relative paths hold)."""
     with atomic_path(dst) as tmp:
-        ds = gdal.Warp(str(tmp), src, **options)
+        ds = warp_to_grid(src, *window, dst=str(tmp), multithread=False, **options)
         del ds  # closing the dataset writes the VRT
 
 

@@ -13,10 +13,11 @@ import io
 import json
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
 from .. import classes
 from ..errors import FbpError
+from ..io.gdal import srs
 from ..products.areas import PixelArea
 from .mosaic import Grid
 
@@ -46,8 +47,8 @@ class ZoneCounter:
         self.grid = grid
         self.area = PixelArea(grid.geotransform, grid.projection)
         self.mem = ogr.GetDriverByName("Memory").CreateDataSource("zones")
-        srs = layer.GetSpatialRef() or osr.SpatialReference(wkt=grid.projection)
-        self.layer = self.mem.CreateLayer("zones", srs, ogr.wkbUnknown)
+        ref = layer.GetSpatialRef() or srs(grid.projection)
+        self.layer = self.mem.CreateLayer("zones", ref, ogr.wkbUnknown)
         self.layer.CreateField(ogr.FieldDefn(ZID, ogr.OFTInteger))
         self.names: list[str] = [""]
         self.fids: list[int] = [0]

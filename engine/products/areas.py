@@ -17,21 +17,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from .. import classes
 from ..errors import FbpError
 from ..io.atomic import AtomicFiles
+from ..io.gdal import ellipsoid, srs
 
 gdal.UseExceptions()
-
-
-def _srs(projection: str) -> osr.SpatialReference | None:
-    if not projection:
-        return None
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(projection)
-    return srs
 
 
 def _authalic_f(phi: np.ndarray, e: float) -> np.ndarray:
@@ -45,19 +38,17 @@ class PixelArea:
     def __init__(self, geotransform, projection: str) -> None:
         a, b, d, e = geotransform[1], geotransform[2], geotransform[4], geotransform[5]
         self.gt = geotransform
-        srs = _srs(projection)
-        self.geographic = bool(srs is not None and srs.IsGeographic())
+        ref = srs(projection)
+        self.geographic = bool(ref is not None and ref.IsGeographic())
         if self.geographic:
             if b != 0 or d != 0:
                 raise FbpError("Areas on a rotated geographic grid are not supported; warp the raster first.")
-            self.semi_major = srs.GetSemiMajor()
-            inv_f = srs.GetInvFlattening()
-            flat = 0.0 if inv_f == 0 else 1.0 / inv_f
+            self.semi_major, flat = ellipsoid(ref)
             self.semi_minor = self.semi_major * (1 - flat)
             self.ecc = math.sqrt(flat * (2 - flat))
-            self.to_radians = srs.GetAngularUnits()  # radians per angular unit
+            self.to_radians = ref.GetAngularUnits()  # radians per angular unit
         else:
-            unit = srs.GetLinearUnits() if srs is not None else 1.0
+            unit = ref.GetLinearUnits() if ref is not None else 1.0
             self.constant = abs(a * e - b * d) * unit * unit
 
     def row_area(self, y: int) -> float:

@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from .. import classes
 from ..io.atomic import AtomicFiles, check_destination
-from ..io.sensors import open_dataset
+from ..io.gdal import open_dataset
 from ..progress import CancelFn, Progress, ProgressFn
 from .writers import RasterWriter
 

@@ -18,6 +18,7 @@ from osgeo import gdal
 
 from ..classes import NUM_CLASSES, NUM_OUTPUTS
 from ..errors import FbpError
+from ..io.gdal import RasterGrid, same_grid, warp_to_grid
 
 gdal.UseExceptions()
 
@@ -83,7 +84,7 @@ class LabelledRaster:
             raise FbpError(f"The label raster {label} cannot be opened ({exc}); give a single-band raster.") from None
         if src.RasterCount < 1:
             raise FbpError(f"The label raster {label} has no band; give a single-band class raster.")
-        self.reprojected = not _same_grid(src, self.inp)
+        self.reprojected = not same_grid(RasterGrid.of(src), self.inp.grid)
         self._lab = _warped(src, self.inp) if self.reprojected else src
 
     def label_window(self, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -128,25 +129,6 @@ class LabelledRaster:
             close()
 
 
-def _same_grid(ds: gdal.Dataset, inp) -> bool:
-    if (ds.RasterXSize, ds.RasterYSize) != (inp.width, inp.height):
-        return False
-    gt = ds.GetGeoTransform(can_return_null=True)
-    if gt is None:
-        return True  # no georeferencing: same size means same grid
-    if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(gt, inp.geotransform, strict=True)):
-        return False
-    from osgeo import osr
-
-    a, b = osr.SpatialReference(), osr.SpatialReference()
-    wkt_a, wkt_b = ds.GetProjection(), inp.projection
-    if not wkt_a or not wkt_b:
-        return True
-    a.ImportFromWkt(wkt_a)
-    b.ImportFromWkt(wkt_b)
-    return bool(a.IsSame(b))
-
-
 def _warped(src: gdal.Dataset, inp) -> gdal.Dataset:
     """A warped VRT of the label raster on the image's grid (nearest neighbour, read on the fly)."""
     if src.GetGeoTransform(can_return_null=True) is None or not src.GetProjection():
@@ -154,9 +136,6 @@ def _warped(src: gdal.Dataset, inp) -> gdal.Dataset:
             f"The label raster {src.GetDescription()} is not on the image grid ({src.RasterXSize}x{src.RasterYSize} vs "
             f"{inp.width}x{inp.height}) and has no georeferencing to reproject it; give labels on the image's grid."
         )
-    gt = inp.geotransform
-    bounds = (gt[0], gt[3] + gt[5] * inp.height, gt[0] + gt[1] * inp.width, gt[3])
     nodata = src.GetRasterBand(1).GetNoDataValue()
-    return gdal.Warp("", src, format="VRT", outputBounds=bounds, width=inp.width, height=inp.height,
-                     dstSRS=inp.projection, resampleAlg="near",
-                     dstNodata=nodata if nodata is not None else 0)
+    return warp_to_grid(src, inp.geotransform, inp.width, inp.height, inp.projection,
+                        dstNodata=nodata if nodata is not None else 0)
