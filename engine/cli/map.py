@@ -49,9 +49,9 @@ def cmd_map(args, progress) -> int:
 
 def cmd_info(args, progress) -> int:
     from ..io.raster import open_input
-    from ..mapping import choose_sensor
+    from ..io.sensors import choose
 
-    profile, reason = choose_sensor(args.image if len(args.image) > 1 else args.image[0], args.sensor)
+    profile, reason = choose(args.image if len(args.image) > 1 else args.image[0], args.sensor)
     with open_input(args.image if len(args.image) > 1 else args.image[0], profile,
                     working_gsd=args.gsd) as inp:
         info = inp.describe()

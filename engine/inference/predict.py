@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..classes import NUM_OUTPUTS
-from ..io.normalize import Stats
+from ..io.normalize import Stats, normalize
 from ..progress import Progress
 from .tiling import axis_starts, axis_weight_sum, axis_weights
 
@@ -92,14 +92,12 @@ class _HostOps:
 
     def __init__(self, backend, stats: Stats) -> None:
         self.backend = backend
-        self.mean = np.asarray(stats.mean, dtype=np.float32)[:, None, None]
-        self.std = np.asarray(stats.std, dtype=np.float32)[:, None, None]
+        self.stats = stats
 
     def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool) -> np.ndarray:
-        x = (data - self.mean) / self.std  # a division, exactly as the reference code, not a reciprocal
-        if fill_invalid:
-            x[:, ~valid] = 0.0  # nodata and outside: the scene's mean, so it does not sway its neighbours
-        return x
+        # nodata and outside become the scene's mean, so they do not sway their neighbours (not in centre-crop:
+        # the reference normalised its zero padding)
+        return normalize(data, self.stats.mean, self.stats.std, valid if fill_invalid else None)
 
     def run(self, batch: list[np.ndarray]):
         return self.backend(np.stack(batch))

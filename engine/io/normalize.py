@@ -55,6 +55,30 @@ CITY_STATS: dict[str, Stats] = {
 }
 
 
+def normalize(img: np.ndarray, mean, std, valid: np.ndarray | None = None) -> np.ndarray:
+    """(x - mean) / std per NIR,R,G,B channel of a float32 (4, h, w) image, a division (as the reference code,
+    not a multiplication by 1/std); pixels where ``valid`` is False become 0 (the scene's mean)."""
+    m = np.asarray(mean, np.float32)[:, None, None]
+    s = np.asarray(std, np.float32)[:, None, None]
+    out = (img - m) / s
+    if valid is not None:
+        out[:, ~valid] = 0.0
+    return out.astype(np.float32, copy=False)
+
+
+def resolve_stats(policy: str | Stats | None, inp, checkpoint: Stats | None = None) -> Stats:
+    """The statistics to normalise ``inp`` (a ModelInput or a labelled scene) with: "scene" (or empty) from
+    its own sample; "checkpoint" the model's (``checkpoint``; the FBP source statistics when it has none);
+    a Stats as it is; anything else as ``parse_stats`` reads it ("source"/"fbp", a city, 8 numbers)."""
+    if isinstance(policy, Stats):
+        return policy
+    if policy in (None, "", "scene"):
+        return scene_stats(inp)
+    if policy == "checkpoint":
+        return checkpoint if checkpoint is not None else FBP_SOURCE_STATS
+    return parse_stats(str(policy))
+
+
 def scene_stats(inp, max_pixels: int = 1_000_000) -> Stats:
     """Mean/std of a ModelInput's valid pixels from its bounded, deterministic ``sample``.
 

@@ -16,7 +16,7 @@ from osgeo import gdal
 
 from ..errors import FbpError
 from .gdal import RasterGrid, geographic_pixel_metres, numpy_dtype, open_dataset, srs, warp_to_grid
-from .sensors import S2_MODEL_BANDS, SensorProfile, s2_band_name
+from .sensors import SensorProfile, s2_band_files
 
 gdal.UseExceptions()
 
@@ -137,12 +137,10 @@ class ModelInput:
             meta_sources = [src]
         else:
             meta_sources = [open_dataset(p) for p in paths]
-            names = [s2_band_name(p) for p in paths]
-            if sorted(n or "" for n in names) == sorted(S2_MODEL_BANDS):
-                order = sorted(range(len(paths)), key=lambda i: S2_MODEL_BANDS.index(names[i]))
-                paths = [paths[i] for i in order]
-                meta_sources = [meta_sources[i] for i in order]
-                self.paths = paths
+            ordered = s2_band_files(paths)
+            if ordered is not None:  # B02, B03, B04, B08 in any order: stacked as B, G, R, NIR
+                meta_sources = [meta_sources[paths.index(p)] for p in ordered]
+                paths = self.paths = ordered
             for p, ds in zip(paths, meta_sources, strict=True):
                 if ds.RasterCount != 1:
                     raise FbpError(

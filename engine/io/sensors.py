@@ -212,6 +212,21 @@ def s2_band_name(path: str) -> str | None:
     return found[-1].upper() if found else None
 
 
+def s2_band_files(paths: list[str]) -> list[str] | None:
+    """``paths`` ordered B02, B03, B04, B08 (B, G, R, NIR) when they are exactly those Sentinel-2 band files."""
+    names = [s2_band_name(p) for p in paths]
+    if sorted(n or "" for n in names) != sorted(S2_MODEL_BANDS):
+        return None
+    return [paths[names.index(band)] for band in S2_MODEL_BANDS]
+
+
+def choose(image, sensor: str | None = "auto") -> tuple[SensorProfile, str]:
+    """(profile, reason) for ``sensor``: a profile name, a custom mapping, or "auto" (``detect``)."""
+    if sensor in (None, "", "auto"):
+        return detect(image)
+    return get_profile(sensor), f"chosen by the user ({sensor})"
+
+
 def _choices() -> str:
     return ", ".join(PROFILES) + f", or {_CUSTOM_HELP}"
 
@@ -246,7 +261,7 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
         names = [s2_band_name(p) for p in paths]
         for p in paths:
             open_dataset(p)  # clear errors for missing or unreadable files
-        if sorted(n or "" for n in names) == sorted(S2_MODEL_BANDS):
+        if s2_band_files(paths) is not None:
             return PROFILES["sentinel2"], (
                 "four files named for Sentinel-2 bands B02, B03, B04 and B08: stacked as B,G,R,NIR"
             )

@@ -16,8 +16,8 @@ from osgeo import gdal
 
 from .. import SOFTWARE, classes
 from ..errors import Cancelled, FbpError
-from ..products.areas import write_area_tables
 from ..io.atomic import AtomicFiles
+from ..products.areas import write_area_tables
 from ..progress import CancelFn, Progress, ProgressFn
 from . import cluster
 from . import manifest as mf

@@ -31,9 +31,9 @@ from osgeo import gdal, osr
 
 from .. import classes
 from ..errors import FbpError
-from ..products.areas import AreaCounter
 from ..io.atomic import AtomicFiles, atomic_path, partial_path, sidecars
 from ..io.gdal import srs, warp_to_grid
+from ..products.areas import AreaCounter
 from ..products.writers import CONFIDENCE_NODATA, class_writer, confidence_writer
 from ..progress import Progress
 

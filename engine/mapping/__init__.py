@@ -10,9 +10,10 @@ from .. import SOFTWARE, classes
 from ..errors import FbpError
 from ..inference.predict import PredictSettings, predict
 from ..inference.tiling import choose_window
-from ..io.normalize import Stats
-from ..products.areas import AreaCounter, json_beside, write_area_tables
+from ..io import sensors
 from ..io.atomic import AtomicFiles, check_destination
+from ..io.normalize import Stats, resolve_stats
+from ..products.areas import AreaCounter, json_beside, write_area_tables
 from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
 
@@ -61,26 +62,6 @@ class MapResult:
     width: int = 0
     height: int = 0
     seconds: float = 0.0
-
-
-def choose_sensor(image, sensor: str):
-    """(profile, reason) for ``sensor`` = a profile name, a custom mapping, or "auto"."""
-    from ..io.sensors import detect, get_profile
-
-    if sensor in (None, "", "auto"):
-        return detect(image)
-    return get_profile(sensor), f"chosen by the user ({sensor})"
-
-
-def choose_stats(text: str, inp, card) -> Stats:
-    """Normalisation statistics: from the scene, from the checkpoint, or given explicitly."""
-    from ..io.normalize import FBP_SOURCE_STATS, parse_stats, scene_stats
-
-    if text in (None, "", "scene"):
-        return scene_stats(inp)
-    if text == "checkpoint":
-        return card.stats if card.stats is not None else FBP_SOURCE_STATS
-    return parse_stats(text)
 
 
 def default_settings(req: MapRequest, backend, multiple: int, width: int, height: int,
@@ -140,11 +121,11 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
 
     prog(0.0, "Loading the model")
     model, card, model_path = load_model(req.model, req.models_dir)
-    profile, reason = choose_sensor(req.image, req.sensor)
+    profile, reason = sensors.choose(req.image, req.sensor)
     prog.stage(0, 0.02)(1.0, f"Sensor: {profile.title} ({reason})")
     with open_input(req.image, profile, working_gsd=req.working_gsd, mask=req.mask, extent=req.extent) as inp:
         prog.stage(0.02, 0.05)(0.0, "Computing normalisation statistics")
-        stats = choose_stats(req.stats, inp, card)
+        stats = resolve_stats(req.stats, inp, card.stats)
         adapt_span = (0.05, 0.05)
         if req.adapt:
             from ..training.adapt import quick_adapt_for_mapping

@@ -41,6 +41,13 @@ class FbpSceneFiles:
     image16: Path | None
 
 
+def scene_files(root: str | Path, name: str) -> FbpSceneFiles:
+    """Where the files of scene ``name`` lie (or would lie) under an FBP root; the images may be missing."""
+    root = Path(root)
+    return FbpSceneFiles(name, root / LABEL_DIR / f"{name}{LABEL_SUFFIX}", root / IMAGE8_DIR / f"{name}.tif",
+                         root / IMAGE16_DIR / f"{name}.tiff")
+
+
 def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
     """The scenes under an FBP root that have a label and the requested image ("8bit" or "16bit"), by name."""
     root = Path(root)
@@ -55,11 +62,9 @@ def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
         )
     scenes = []
     for label in sorted(label_dir.glob("*" + LABEL_SUFFIX)):
-        name = label.name[: -len(LABEL_SUFFIX)]
-        image8 = root / IMAGE8_DIR / f"{name}.tif"
-        image16 = root / IMAGE16_DIR / f"{name}.tiff"
-        files = FbpSceneFiles(name, label, image8 if image8.is_file() else None,
-                              image16 if image16.is_file() else None)
+        where = scene_files(root, label.name[: -len(LABEL_SUFFIX)])
+        files = FbpSceneFiles(where.name, label, where.image8 if where.image8.is_file() else None,
+                              where.image16 if where.image16.is_file() else None)
         if (files.image8 if image == "8bit" else files.image16) is not None:
             scenes.append(files)
     if not scenes:

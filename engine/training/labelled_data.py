@@ -64,10 +64,7 @@ class LabelledRaster:
         from ..io import sensors
         from ..io.raster import open_input
 
-        if sensor == "auto":
-            self.profile, self.sensor_reason = sensors.detect(image)
-        else:
-            self.profile, self.sensor_reason = sensors.get_profile(sensor), "given"
+        self.profile, self.sensor_reason = sensors.choose(image, sensor)
         self.image = image
         self.path = image if isinstance(image, str) else image[0]
         self.label_path = str(label)

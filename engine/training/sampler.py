@@ -14,6 +14,8 @@ import numpy as np
 
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
+from ..io.normalize import normalize, resolve_stats
+from . import augment as augmentation
 
 
 class LabelledScene(Protocol):
@@ -26,32 +28,6 @@ class LabelledScene(Protocol):
     def read(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def label_window(self, x: int, y: int, w: int, h: int) -> np.ndarray: ...
     def sample(self, max_pixels: int = ...) -> np.ndarray: ...
-
-
-# ---- normalisation --------------------------------------------------------------------------------
-
-def normalize(img: np.ndarray, valid: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """(x - mean) / std per NIR,R,G,B channel; invalid pixels become 0."""
-    m = np.asarray(mean, np.float32)[:, None, None]
-    s = np.asarray(std, np.float32)[:, None, None]
-    out = (img - m) / s
-    out[:, ~valid] = 0.0
-    return out.astype(np.float32, copy=False)
-
-
-def stats_for(scene, policy) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) for a scene: policy "source" (FBP statistics), "scene" (its own sample) or a Stats."""
-    from ..io import normalize as nz
-
-    if policy == "source":
-        st = nz.FBP_SOURCE_STATS
-    elif policy == "scene":
-        st = nz.scene_stats(scene)
-    elif hasattr(policy, "mean"):
-        st = policy
-    else:
-        st = nz.parse_stats(str(policy))
-    return tuple(float(v) for v in st.mean), tuple(float(v) for v in st.std)
 
 
 # ---- class index and regions ------------------------------------------------------------------------
@@ -131,31 +107,6 @@ def make_regions(scenes: Sequence[LabelledScene], val_fraction: float = 0.1, see
     return mk, [Region(by_name[n], 0, by_name[n].height, indexes[n]) for n in val]
 
 
-# ---- augmentation -----------------------------------------------------------------------------------
-
-def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a (C, H, W) image with reflect borders."""
-    if sigma < 0.05:
-        return img
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2).astype(np.float32)
-    k /= k.sum()
-    pad = np.pad(img, ((0, 0), (r, r), (r, r)), mode="reflect" if min(img.shape[1:]) > r else "edge")
-    h, w = img.shape[1:]
-    tmp = sum(k[i] * pad[:, i:i + h, :] for i in range(2 * r + 1))
-    return sum(k[i] * tmp[:, :, i:i + w] for i in range(2 * r + 1)).astype(np.float32)
-
-
-def augment(rng: np.random.Generator, img: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The reference augmentation: horizontal flip (p 0.5), Gaussian blur with radius U(0, 1) (p 0.5)."""
-    if rng.random() < 0.5:
-        img = img[:, :, ::-1]
-        others = tuple(o[..., ::-1] for o in others)
-    if rng.random() < 0.5:
-        img = gaussian_blur(np.ascontiguousarray(img), float(rng.random()))
-    return (np.ascontiguousarray(img),) + tuple(np.ascontiguousarray(o) for o in others)
-
-
 # ---- source (labelled) sampler ----------------------------------------------------------------------
 
 class PatchSampler:
@@ -183,7 +134,8 @@ class PatchSampler:
         self._stats = {}
         for r in self.regions:
             if r.scene.name not in self._stats:
-                self._stats[r.scene.name] = stats_for(r.scene, stats)
+                st = resolve_stats(stats, r.scene)
+                self._stats[r.scene.name] = (st.mean, st.std)
         totals = np.stack([r.index.totals for r in self.regions]).astype(np.float64)  # (regions, 25)
         self.region_totals = totals
         self.class_totals = totals.sum(axis=0)
@@ -262,9 +214,9 @@ class PatchSampler:
         r = self.regions[ri]
         img, valid, lab = self.read_raw(ri, x, y)
         if self.do_augment if augment is None else augment:
-            img, valid, lab = augment_fn(self.rng if rng is None else rng, img, valid, lab)
+            img, valid, lab = augmentation.augment(self.rng if rng is None else rng, img, valid, lab)
         mean, std = self._stats[r.scene.name]
-        return normalize(img, valid, mean, std), lab
+        return normalize(img, mean, std, valid), lab
 
     def read_raw(self, ri: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(float32 (4, p, p) 0..1, bool valid, uint8 labels) of a window; labels outside the region are 0."""
@@ -289,8 +241,6 @@ class PatchSampler:
         rng = np.random.default_rng(seed)
         return [self.window(rng) for _ in range(n)]
 
-
-augment_fn = augment
 
 
 def _clamp(v: int, hi: int, lo: int = 0) -> int:
@@ -335,10 +285,10 @@ class TargetSampler:
         try:
             for image in images:
                 image = image if isinstance(image, str) else list(image)
-                profile = sensors.detect(image)[0] if sensor == "auto" else sensors.get_profile(sensor)
-                inp = open_input(image, profile, working_gsd=working_gsd)
+                inp = open_input(image, sensors.choose(image, sensor)[0], working_gsd=working_gsd)
                 inputs.append(inp)
-                all_stats.append(stats_for(inp, stats))
+                st = resolve_stats(stats, inp)
+                all_stats.append((st.mean, st.std))
         except BaseException:
             for inp in inputs:
                 inp.close()
@@ -349,9 +299,9 @@ class TargetSampler:
         """Normalised float32 (4, p, p) image and bool (p, p) validity of a window of input k."""
         img, valid = self.inputs[k].read(x, y, self.patch, self.patch)
         if self.do_augment if augment is None else augment:
-            img, valid = augment_fn(self.rng, img, valid)
+            img, valid = augmentation.augment(self.rng, img, valid)
         mean, std = self.stats[k]
-        return normalize(img, valid, mean, std), valid
+        return normalize(img, mean, std, valid), valid
 
     def window(self) -> tuple[int, int, int]:
         best = None

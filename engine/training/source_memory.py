@@ -20,7 +20,9 @@ import numpy as np
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
 from ..io.atomic import atomic_path
-from .sampler import PatchSampler, Region, augment, normalize
+from ..io.normalize import normalize
+from .augment import augment
+from .sampler import PatchSampler, Region
 
 MEMORY_SUFFIX = ".memory.npz"
 
@@ -70,7 +72,7 @@ class SourceMemory:
             valid = img.any(axis=0)  # zeros = outside the source scene or its padding
             if augment_patches:
                 img, valid, lab = augment(rng, img, valid, lab)
-            imgs.append(normalize(img, valid, self.mean[k], self.std[k]))
+            imgs.append(normalize(img, self.mean[k], self.std[k], valid))
             labs.append(lab.astype(np.int64))
         return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(labs))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.io.atomic import (
     AtomicFiles,

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fbp_landcover.engine.io.gdal import (
+    GRID_TOLERANCE,
+    RasterGrid,
+    geographic_pixel_metres,
+    numpy_dtype,
+    same_grid,
+)
+from fbp_landcover.engine.training.labelled_data import LabelledRaster
 from osgeo import gdal, osr
 
-from fbp_landcover.engine.io.gdal import GRID_TOLERANCE, RasterGrid, geographic_pixel_metres, numpy_dtype, same_grid
-from fbp_landcover.engine.training.labelled_data import LabelledRaster
 from tests.rasters import random_scene, write_raster
 
 GT = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)

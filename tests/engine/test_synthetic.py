@@ -17,7 +17,8 @@ from fbp_landcover.engine.demo.synthetic import (
     write_source_dataset,
     write_target_scene,
 )
-from fbp_landcover.engine.demo.synthetic.writers import IMAGE_8BIT_DIR, IMAGE_16BIT_DIR, LABEL_DIR, scene
+from fbp_landcover.engine.demo.synthetic.writers import scene
+from fbp_landcover.engine.training.fbp_dataset import IMAGE8_DIR, IMAGE16_DIR, LABEL_DIR
 from osgeo import gdal, osr
 
 VEGETATION = [2, 3, 4, 5, 6, 7, 10]
@@ -70,8 +71,8 @@ def test_official_layout_and_spectra(tmp_path):
     names = write_source_dataset(tmp_path, 1, 256, seed=0, pad=10)
     name = names[0]
     assert name.startswith("GF2_PMS") and "__L1A" in name and name[-5:-1] == "-MSS"
-    p8 = tmp_path / IMAGE_8BIT_DIR / f"{name}.tif"
-    p16 = tmp_path / IMAGE_16BIT_DIR / f"{name}.tiff"
+    p8 = tmp_path / IMAGE8_DIR / f"{name}.tif"
+    p16 = tmp_path / IMAGE16_DIR / f"{name}.tiff"
     plab = tmp_path / LABEL_DIR / f"{name}_24label.png"
     assert p8.is_file() and p16.is_file() and plab.is_file()
 
@@ -129,8 +130,8 @@ def test_written_scenes_are_recognised_by_the_sensor_profiles(tmp_path):
     from fbp_landcover.engine.io.sensors import detect
 
     name = write_source_dataset(tmp_path, 1, 64, seed=0)[0]
-    assert detect(str(tmp_path / IMAGE_8BIT_DIR / f"{name}.tif"))[0].name == "fbp8bit"
-    assert detect(str(tmp_path / IMAGE_16BIT_DIR / f"{name}.tiff"))[0].name == "gaofen2"
+    assert detect(str(tmp_path / IMAGE8_DIR / f"{name}.tif"))[0].name == "fbp8bit"
+    assert detect(str(tmp_path / IMAGE16_DIR / f"{name}.tiff"))[0].name == "gaofen2"
     for sensor in (TARGET, SENTINEL2):
         img, _ = write_target_scene(tmp_path / f"{sensor.name}.tif", tmp_path / "truth.tif", sensor, 64, 0)
         assert detect(str(img))[0].name == sensor.profile

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .noise import gaussian_blur
+from ...training.augment import gaussian_blur
 
 _ROLE = {"NIR": 0, "R": 1, "G": 2, "B": 3}
 _IDENTITY = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))

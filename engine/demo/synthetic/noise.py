@@ -32,18 +32,3 @@ def blocky_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) 
     yi = (np.arange(rows) / cell + oy).astype(np.int64)
     xi = (np.arange(cols) / cell + ox).astype(np.int64)
     return grid[yi][:, xi]
-
-
-def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of the last two axes (edges reflected)."""
-    if sigma <= 0:
-        return image
-    radius = max(1, int(3 * sigma + 0.5))
-    k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k = (k / k.sum()).astype(np.float32)
-    pad = [(0, 0)] * (image.ndim - 2)
-    out = np.pad(image, pad + [(radius, radius), (0, 0)], mode="reflect")
-    out = sum(k[i] * out[..., i:i + image.shape[-2], :] for i in range(k.size))
-    out = np.pad(out, pad + [(0, 0), (radius, radius)], mode="reflect")
-    out = sum(k[i] * out[..., i:i + image.shape[-1]] for i in range(k.size))
-    return out.astype(np.float32)

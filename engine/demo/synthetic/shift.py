@@ -11,17 +11,19 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from ...training.fbp_dataset import scene_files
 from .instruments import SyntheticSensor, get_sensor
-from .writers import IMAGE_8BIT_DIR, LABEL_DIR, DomainShiftData
+from .writers import DomainShiftData
 
 gdal.UseExceptions()
 
 
 def read_source_8bit(root: str | Path, scene: str) -> tuple[np.ndarray, np.ndarray]:
     """(NIR,R,G,B float32 0..1, labels) of a source scene, reading the CMYK-tagged bytes raw."""
-    ds = gdal.Open("GTIFF_RAW:" + str(Path(root) / IMAGE_8BIT_DIR / f"{scene}.tif"))
+    where = scene_files(root, scene)
+    ds = gdal.Open("GTIFF_RAW:" + str(where.image8))
     img = ds.ReadAsArray().astype(np.float32) / 255.0
-    labels = gdal.Open(str(Path(root) / LABEL_DIR / f"{scene}_24label.png")).ReadAsArray()
+    labels = gdal.Open(str(where.label)).ReadAsArray()
     return img, labels
 
 

@@ -10,15 +10,13 @@ from osgeo import gdal, osr
 
 from ...classes import gdal_color_table
 from ...io.atomic import AtomicFiles
+from ...training.fbp_dataset import IMAGE8_DIR, IMAGE16_DIR, LABEL_DIR, scene_files
 from .instruments import NO_SHIFT, SOURCE, TARGET, SyntheticSensor, get_sensor
 from .landscape import ClassMix, make_labels
 from .spectra import reflectance
 
 gdal.UseExceptions()
 
-IMAGE_8BIT_DIR = "Image__8bit_NirRGB"
-IMAGE_16BIT_DIR = "Image_16bit_BGRNir"
-LABEL_DIR = "Annotation__index"
 TARGET_EPSG = 32650  # WGS 84 / UTM zone 50N (eastern China)
 
 
@@ -87,7 +85,7 @@ def write_source_dataset(root: str | Path, n_scenes: int = 2, size: int = 512, s
     ``size`` is the annotated area; ``pad`` adds a white (8-bit), zero (16-bit), unlabelled (0) border.
     """
     root = Path(root)
-    for sub in (IMAGE_8BIT_DIR, IMAGE_16BIT_DIR, LABEL_DIR):
+    for sub in (IMAGE8_DIR, IMAGE16_DIR, LABEL_DIR):
         (root / sub).mkdir(parents=True, exist_ok=True)
     names = scene_names(np.random.default_rng([seed, 7]), n_scenes)
     for k, name in enumerate(names):
@@ -100,11 +98,11 @@ def write_source_dataset(root: str | Path, n_scenes: int = 2, size: int = 512, s
             img8 = np.pad(img8, ((0, 0), (pad, pad), (pad, pad)), constant_values=255)
         src16 = _mem(dn, gdal.GDT_UInt16)
         src16.SetMetadataItem("SATELLITE_ID", "GF2")
+        where = scene_files(root, name)
         with AtomicFiles() as files:  # a scene's three files appear together
-            _create_copy(files, "GTiff", root / IMAGE_8BIT_DIR / f"{name}.tif", _mem(img8, gdal.GDT_Byte),
-                         ["PHOTOMETRIC=CMYK", "INTERLEAVE=PIXEL"])
-            _create_copy(files, "GTiff", root / IMAGE_16BIT_DIR / f"{name}.tiff", src16, ["INTERLEAVE=PIXEL"])
-            _create_copy(files, "PNG", root / LABEL_DIR / f"{name}_24label.png", _mem(labels, gdal.GDT_Byte))
+            _create_copy(files, "GTiff", where.image8, _mem(img8, gdal.GDT_Byte), ["PHOTOMETRIC=CMYK", "INTERLEAVE=PIXEL"])
+            _create_copy(files, "GTiff", where.image16, src16, ["INTERLEAVE=PIXEL"])
+            _create_copy(files, "PNG", where.label, _mem(labels, gdal.GDT_Byte))
     return names
 
 
