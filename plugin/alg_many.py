@@ -23,11 +23,11 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..engine.inference.backends import BACKENDS
+from ..engine.many.mosaic import RULES
+from ..engine.models.devices import DEVICES
 from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
-from .alg_map import BACKENDS, DEVICES
-
-OVERLAP = ["confidence", "recent", "first"]
 
 
 class MapLandCoverMany(FbpAlgorithm):
@@ -57,7 +57,7 @@ class MapLandCoverMany(FbpAlgorithm):
             "FOLDER", tr("Input folder (all its rasters)"), behavior=QgsProcessingParameterFile.Folder,
             optional=True))
         self.add_sensor_and_model_parameters()
-        self.addParameter(self.enum_parameter("OVERLAP", tr("Overlap rule"), OVERLAP))
+        self.addParameter(self.enum_parameter("OVERLAP", tr("Overlap rule"), list(RULES)))
         self.addParameter(QgsProcessingParameterCrs("CRS", tr("Mosaic CRS (empty = the first scene's)"),
                                                     optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -74,8 +74,8 @@ class MapLandCoverMany(FbpAlgorithm):
         advanced = [
             QgsProcessingParameterString("SCHEDULER", tr("Dask scheduler address (empty = run here)"),
                                          optional=True),
-            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
-            self.enum_parameter("BACKEND", tr("Backend"), BACKENDS),
+            self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
+            self.enum_parameter("BACKEND", tr("Backend"), list(BACKENDS)),
         ]
         for param in advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)

@@ -14,12 +14,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..engine.inference.backends import BACKENDS
+from ..engine.inference.predict import STITCH_MODES
+from ..engine.models.devices import DEVICES
 from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
-
-STITCH = ["blend", "centre-crop"]
-DEVICES = ["auto", "cpu", "cuda"]
-BACKENDS = ["auto", "torch", "onnx"]
 
 
 class MapLandCover(FbpAlgorithm):
@@ -53,9 +52,9 @@ class MapLandCover(FbpAlgorithm):
             "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
         advanced = [
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
-            self.enum_parameter("STITCH", tr("Stitching of windows"), STITCH),
-            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
-            self.enum_parameter("BACKEND", tr("Backend"), BACKENDS),
+            self.enum_parameter("STITCH", tr("Stitching of windows"), list(STITCH_MODES)),
+            self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
+            self.enum_parameter("BACKEND", tr("Backend"), list(BACKENDS)),
         ]
         for param in advanced:
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)

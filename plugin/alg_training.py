@@ -23,10 +23,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..engine.models.devices import DEVICES
+from ..engine.training.fbp_dataset import IMAGE_KINDS
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, sensor_options, tr
 
 PRESETS = ["fbp_unet", "compact", "mobile_unet", "standard", "custom"]
-DEVICES = ["auto", "cpu", "cuda"]
 SOURCES = ["memory", "none", "folder"]
 MODEL_FILTER = "FBP models (*.fbpmodel)"
 GROUP = ("training", "Training and accuracy")
@@ -103,7 +104,7 @@ class TrainSourceModel(FbpAlgorithm):
             QgsProcessingParameterString(
                 "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
                 optional=True),
-            self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), ["8bit", "16bit"]),
+            self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), list(IMAGE_KINDS)),
             self.enum_parameter("STATS", tr("Normalisation"), ["source", "scene"]),
             QgsProcessingParameterString("SMP_ARCH", tr("Custom: smp architecture"), defaultValue="Unet"),
             QgsProcessingParameterString("ENCODER", tr("Custom: encoder"), defaultValue="resnet34"),
@@ -113,7 +114,7 @@ class TrainSourceModel(FbpAlgorithm):
                 optional=True),
             _int("VAL_PATCHES", "Validation patches", 500),
             _int("MEMORY_PATCHES", "Source memory patches", 256),
-            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
+            self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             QgsProcessingParameterBoolean("RESUME", tr("Resume from a resume file beside the model"),
                                           defaultValue=False),
             _int("SEED", "Random seed", 0, minimum=0, maximum=2**31 - 1),
@@ -244,7 +245,7 @@ class AdaptModel(FbpAlgorithm):
             QgsProcessingParameterNumber("LR", tr("Learning rate"), QgsProcessingParameterNumber.Double,
                                          defaultValue=0.001, minValue=1e-7, maxValue=10.0),
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
-            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
+            self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             _int("SEED", "Random seed", 0, minimum=0, maximum=2**31 - 1),
         ):
             self.addParameter(_advanced(param))

@@ -63,7 +63,7 @@ def device_line() -> str:
     if engine_problem():
         return "none: the engine cannot start (see above)"
     try:
-        from ..engine.inference.backends import cuda_device_name
+        from ..engine.models.devices import cuda_device_name
         from ..engine.models.torch_import import import_torch
 
         gpu = cuda_device_name()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from ..errors import FbpError
+from ..inference.backends import BACKENDS
+from ..many.mosaic import RULES
+from ..models.devices import DEVICES
 from . import EXIT_OK, EXIT_USER
 
 
@@ -63,7 +66,7 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
                    help="sensor of one input (file name or path); repeat as needed")
     m.add_argument("--crs", help="mosaic CRS, e.g. EPSG:32650 (default: the first scene's)")
     m.add_argument("--resolution", type=float, help="mosaic pixel size in CRS units (default: the finest)")
-    m.add_argument("--overlap", default="confidence", choices=["confidence", "recent", "first"],
+    m.add_argument("--overlap", default="confidence", choices=RULES,
                    help="who wins where scenes overlap (default: the more confident pixel)")
     m.add_argument("--zones", help="polygon layer: also write class areas per zone (zones.csv/json)")
     m.add_argument("--zone-field", help="field naming the zones (default: the feature id)")
@@ -76,8 +79,8 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--window", type=int)
     m.add_argument("--batch-size", type=int)
     m.add_argument("--gsd", type=float, help="working pixel size in metres (default: the sensor's)")
-    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    m.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    m.add_argument("--device", default="auto", choices=DEVICES)
+    m.add_argument("--backend", default="auto", choices=BACKENDS)
     m.add_argument("--models-dir", help="model folder (default: $FBP_LANDCOVER_MODELS or ~/.local/share)")
     m.add_argument("--overwrite", action="store_true",
                    help="map every scene again (ignore the manifest) and allow a non-empty output folder")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 
 from ..errors import FbpError
+from ..inference.backends import BACKENDS
+from ..inference.predict import STITCH_MODES
+from ..models.devices import DEVICES
 from . import EXIT_OK
 
 
@@ -119,12 +122,12 @@ def add_commands(sub) -> None:
     m.add_argument("--sensor", default="auto", help="auto, gaofen2, gaofen1, planetscope, sentinel2, fbp8bit, "
                    "rgbn, bgrn, or custom:nir=4,r=1,g=2,b=3")
     m.add_argument("--stats", default="scene", help="scene | checkpoint | a city name | m1,m2,m3,m4,s1,s2,s3,s4")
-    m.add_argument("--stitch", default="blend", choices=["blend", "centre-crop"])
+    m.add_argument("--stitch", default="blend", choices=STITCH_MODES)
     m.add_argument("--window", type=int)
     m.add_argument("--overlap", type=int)
     m.add_argument("--batch-size", type=int)
-    m.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    m.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    m.add_argument("--device", default="auto", choices=DEVICES)
+    m.add_argument("--backend", default="auto", choices=BACKENDS)
     m.add_argument("--gsd", type=float, help="working pixel size in metres (default: the sensor's)")
     m.add_argument("--mask", help="raster whose non-zero pixels are masked (cloud, shadow)")
     m.add_argument("--extent", help="xmin,ymin,xmax,ymax in the raster's CRS")

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from ..errors import FbpError
 from ..io.atomic import check_destination
+from ..models.devices import DEVICES
 from ..models.presets import PRESETS, preset
+from ..training.adapt import METHODS
+from ..training.fbp_dataset import IMAGE_KINDS
 from . import EXIT_OK
 
 
@@ -155,9 +158,9 @@ def add_commands(sub) -> None:
     t.add_argument("--class-aware", action="store_true", help="sample patches around rare classes more often")
     t.add_argument("--stats", default="source", choices=["source", "scene"],
                    help="normalise with the fixed FBP statistics (source) or each scene's own (scene)")
-    t.add_argument("--image", default="8bit", choices=["8bit", "16bit"])
+    t.add_argument("--image", default="8bit", choices=IMAGE_KINDS)
     t.add_argument("--val-patches", type=int, default=500)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue from <model>.resume.pt")
     t.add_argument("--overwrite", action="store_true")
@@ -171,7 +174,7 @@ def add_commands(sub) -> None:
                    "source memory; the default) or 'none' (source-free)")
     a.add_argument("--iterations", type=int)
     a.add_argument("--seconds", type=float, help="time budget instead of iterations")
-    a.add_argument("--method", choices=["auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo"])
+    a.add_argument("--method", choices=METHODS)
     a.add_argument("--class-quota", type=float, metavar="SHARE",
                    help="reserve this share of the pseudo-labels for per-class quotas (0..1)")
     a.add_argument("--lr", type=float)
@@ -179,7 +182,7 @@ def add_commands(sub) -> None:
     a.add_argument("--patch", type=int)
     a.add_argument("--sensor", default="auto")
     a.add_argument("--stats", default="scene")
-    a.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    a.add_argument("--device", choices=DEVICES)
     a.add_argument("--seed", type=int)
     a.add_argument("--models-dir")
     a.add_argument("--overwrite", action="store_true")

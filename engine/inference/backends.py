@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import FbpError
+from ..models import devices
 from ..models.card import ModelCard
 from ..models.torch_import import import_torch
 from .onnx_cache import onnx_model_path
 
 BACKENDS = ("auto", "torch", "onnx")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class Backend:
@@ -97,17 +97,6 @@ class OnnxBackend(Backend):
         return self.session.run(None, {self._input: x})[0].astype(np.float32, copy=False)
 
 
-def cuda_device_name() -> str | None:
-    """The CUDA device's name, or None when torch sees no CUDA device."""
-    torch = import_torch()
-    try:
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except Exception:  # a broken driver counts as no device
-        return None
-    return None
-
-
 def make_backend(
     model: Any,
     card: ModelCard,
@@ -120,17 +109,11 @@ def make_backend(
     pass None for weights that exist only in memory (the cache is then keyed by the weights themselves)."""
     if backend not in BACKENDS:
         raise FbpError(f"The backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}.")
-    if device not in DEVICES:
-        raise FbpError(f"The device {device!r} is unknown; use one of {', '.join(DEVICES)}.")
-    gpu = cuda_device_name()
-    if device == "cuda" and gpu is None:
-        raise FbpError(
-            "The device 'cuda' was requested but torch sees no CUDA device (CPU-only torch or no GPU); "
-            "use device 'auto' or 'cpu'."
-        )
+    chosen = devices.pick_device(device)
+    gpu = devices.cuda_device_name()
     if backend == "onnx" and device == "cuda":
         raise FbpError("The onnx backend runs on the CPU only; use backend 'torch' for device 'cuda'.")
-    use_cuda = gpu is not None and device != "cpu" and backend != "onnx"
+    use_cuda = chosen == "cuda" and backend != "onnx"
     if use_cuda:
         return TorchBackend(model, "cuda", f"CUDA: {gpu}")
     if device == "cpu":

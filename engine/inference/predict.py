@@ -32,6 +32,7 @@ from ..progress import Progress
 from .tiling import axis_starts, axis_weight_sum, axis_weights
 
 LOG2_CLASSES = math.log2(NUM_OUTPUTS)
+STITCH_MODES = ("blend", "centre-crop")
 
 # Writer callback: (x, y, classes uint8 (h, w), confidence float32 (h, w) or None).
 BlockSink = Callable[[int, int, np.ndarray, "np.ndarray | None"], None]

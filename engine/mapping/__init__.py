@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .. import SOFTWARE, classes
 from ..errors import FbpError
-from ..inference.predict import PredictSettings, predict
+from ..inference.predict import STITCH_MODES, PredictSettings, predict
 from ..inference.tiling import choose_window
 from ..io import sensors
 from ..io.atomic import AtomicFiles, check_destination
@@ -16,8 +16,6 @@ from ..io.normalize import Stats, resolve_stats
 from ..products.areas import AreaCounter, json_beside, write_area_tables
 from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
-
-STITCH_MODES = ("blend", "centre-crop")
 
 
 @dataclass

@@ -269,10 +269,10 @@ def adapt(model_spec: str | os.PathLike, targets, *, source=None, out: str | os.
     torch = import_torch()
     from ..io.normalize import Stats
     from ..models.card import ModelCard
+    from ..models.devices import pick_device
     from ..models.fbpmodel import save_checkpoint
     from ..models.loading import load_model
     from .sampler import PATCH_STRIDE_TARGET, TargetSampler
-    from .train import pick_device
 
     unknown = set(options) - set(AdaptOptions.__dataclass_fields__)
     if unknown:
@@ -353,8 +353,8 @@ def quick_adapt_for_mapping(model, card, inp, stats, options: dict, progress: Pr
     """
     torch = import_torch()
     from ..models.card import ModelCard
+    from ..models.devices import pick_device
     from .sampler import TargetSampler
-    from .train import pick_device
 
     options = dict(options)
     source = options.pop("source", None)

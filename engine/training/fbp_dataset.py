@@ -28,6 +28,7 @@ IMAGE8_DIR = "Image__8bit_NirRGB"
 IMAGE16_DIR = "Image_16bit_BGRNir"
 LABEL_DIR = "Annotation__index"
 LABEL_SUFFIX = "_24label.png"
+IMAGE_KINDS = ("8bit", "16bit")  # the 8-bit NIR,R,G,B files or the 16-bit B,G,R,NIR ones
 SCALE16 = 1023.0  # Gaofen-2 PMS 16-bit files hold 10-bit DN
 
 
@@ -51,7 +52,7 @@ def scene_files(root: str | Path, name: str) -> FbpSceneFiles:
 def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
     """The scenes under an FBP root that have a label and the requested image ("8bit" or "16bit"), by name."""
     root = Path(root)
-    if image not in ("8bit", "16bit"):
+    if image not in IMAGE_KINDS:
         raise FbpError(f"FBP image kind {image!r} is not known; use '8bit' (NIR,R,G,B) or '16bit' (B,G,R,NIR).")
     label_dir = root / LABEL_DIR
     if not label_dir.is_dir():

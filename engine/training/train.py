@@ -20,6 +20,7 @@ import numpy as np
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
 from ..io.atomic import atomic_path
+from ..models.devices import pick_device
 from ..models.torch_import import import_torch
 from ..progress import Progress
 
@@ -29,16 +30,6 @@ LAST_SUFFIX = ".last"
 
 
 # ---- small shared helpers (also used by adapt) ---------------------------------------------------------
-
-def pick_device(device: str = "auto") -> str:
-    """'cuda' when asked or available under 'auto', else 'cpu' (FbpError if cuda is asked and absent)."""
-    torch = import_torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FbpError("The device 'cuda' was asked for but this torch has no usable CUDA GPU; use device 'cpu'.")
-    return device
-
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
     """The reference "poly" schedule: base_lr * (1 - iteration / total) ** power."""

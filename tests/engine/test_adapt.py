@@ -150,9 +150,9 @@ def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what
     """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
     exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
     from fbp_landcover.engine import mapping
-    from fbp_landcover.engine.inference import backends
+    from fbp_landcover.engine.models import devices
 
-    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+    monkeypatch.setattr(devices, "cuda_device_name", lambda: None)
     d, model, target = setup
     messages: list[str] = []
     req = dict(image=str(target), model=str(model), sensor="planetscope", overwrite=True,

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.inference import backends, onnx_cache
+from fbp_landcover.engine.inference import onnx_cache
 from fbp_landcover.engine.inference.backends import make_backend
+from fbp_landcover.engine.models import devices
 from fbp_landcover.engine.models.card import file_sha256
 from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
@@ -39,7 +40,7 @@ def _agree(a: np.ndarray, b: np.ndarray) -> None:
 
 @pytest.fixture
 def no_cuda(monkeypatch):
-    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+    monkeypatch.setattr(devices, "cuda_device_name", lambda: None)
 
 
 @pytest.fixture(scope="module")
