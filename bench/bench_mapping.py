@@ -98,16 +98,16 @@ def make_adaptable_compact(folder: Path) -> Path:
     trained for a few iterations on generated FBP-layout data. Its accuracy is irrelevant here."""
     from fbp_landcover.engine.demo import synthetic
     from fbp_landcover.engine.models.presets import preset
+    from fbp_landcover.engine.training.config import TrainConfig
     from fbp_landcover.engine.training.train import train_source
 
     data = synthetic.domain_shift_dataset(folder / "data", 0, n_source=1, source_size=512, target_size=256,
                                           control=False)
     spec = preset("compact")
     out = folder / "compact_adaptable.fbpmodel"
-    train_source(str(data.source_root), out, architecture=spec["architecture"], smp_arch=spec["smp_arch"],
-                 encoder=spec["encoder"], arch_kwargs=spec["arch_kwargs"], epochs=1, iterations_per_epoch=5,
-                 batch_size=4, patch=256, val_patches=2, memory_count=64, memory_size=256, stats="scene",
-                 device="cpu", resume=False, seed=0)
+    config = TrainConfig(**spec, epochs=1, iterations_per_epoch=5, batch_size=4, patch=256, val_patches=2,
+                         memory_count=64, memory_size=256, stats="scene", device="cpu", resume=False, seed=0)
+    train_source(str(data.source_root), out, config)
     return out
 
 

@@ -24,6 +24,7 @@ from qgis.core import (
 )
 
 from ..engine.models.devices import DEVICES
+from ..engine.training.config import TRAIN_STATS
 from ..engine.training.fbp_dataset import IMAGE_KINDS
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, sensor_options, tr
 
@@ -105,7 +106,7 @@ class TrainSourceModel(FbpAlgorithm):
                 "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
                 optional=True),
             self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), list(IMAGE_KINDS)),
-            self.enum_parameter("STATS", tr("Normalisation"), ["source", "scene"]),
+            self.enum_parameter("STATS", tr("Normalisation"), list(TRAIN_STATS)),
             QgsProcessingParameterString("SMP_ARCH", tr("Custom: smp architecture"), defaultValue="Unet"),
             QgsProcessingParameterString("ENCODER", tr("Custom: encoder"), defaultValue="resnet34"),
             _int("ENCODER_DEPTH", "Custom: encoder depth (0 = the architecture's default)", 0, minimum=0, maximum=5),
@@ -169,17 +170,13 @@ class TrainSourceModel(FbpAlgorithm):
         return {"architecture": "smp", "smp_arch": self.parameterAsString(parameters, "SMP_ARCH", context).strip(),
                 "encoder": self.parameterAsString(parameters, "ENCODER", context).strip(), "arch_kwargs": kwargs}
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        self.require_engine()
-        from ..engine.training.source_memory import memory_path
-        from ..engine.training.train import train_source
+    def _config(self, parameters, context):
+        """The engine's TrainConfig from this algorithm's parameters."""
+        from ..engine.training.config import TrainConfig
 
-        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         patch = self.parameterAsInt(parameters, "PATCH", context)
-        bridge = FeedbackBridge(feedback)
-        feedback.pushInfo(f"Training {out} on {self._source}.")
-        card = self.run_engine(
-            train_source, self._source, out, **self._architecture(parameters, context),
+        return TrainConfig(
+            **self._architecture(parameters, context),
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
             iterations_per_epoch=self.parameterAsInt(parameters, "ITERATIONS", context) or None,
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context), patch=patch,
@@ -193,8 +190,19 @@ class TrainSourceModel(FbpAlgorithm):
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
             resume=self.parameterAsBool(parameters, "RESUME", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
-            progress=bridge.progress, is_cancelled=bridge.is_cancelled,
         )
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.require_engine()
+        from ..engine.training.source_memory import memory_path
+        from ..engine.training.train import train_source
+
+        out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        bridge = FeedbackBridge(feedback)
+        feedback.pushInfo(f"Training {out} on {self._source}.")
+        card = self.run_engine(
+            train_source, self._source, out, self._config(parameters, context),
+            progress=bridge.progress, is_cancelled=bridge.is_cancelled)
         p = card.provenance if isinstance(card.provenance, dict) else {}
         miou = p.get("val_miou")
         feedback.pushInfo(f"Trained {p.get('epochs')} epoch(s), {p.get('iterations')} iteration(s); validation "

@@ -15,7 +15,7 @@ from ..errors import FbpError
 from ..io.atomic import check_destination
 from ..models.devices import DEVICES
 from ..models.presets import PRESETS, preset
-from ..training.adapt import METHODS
+from ..training.config import METHODS, TRAIN_STATS
 from ..training.fbp_dataset import IMAGE_KINDS
 from . import EXIT_OK
 
@@ -27,7 +27,7 @@ def _close(progress) -> None:
 
 
 def _smp_spec(args) -> dict:
-    """train_source keyword arguments for the architecture options."""
+    """The TrainConfig fields of the architecture options."""
     if args.arch == "fbp_unet":
         return {"architecture": "fbp_unet"}
     if args.arch in PRESETS:
@@ -50,19 +50,18 @@ def _smp_spec(args) -> dict:
 
 
 def cmd_train(args, progress) -> int:
+    from ..training.config import TrainConfig
     from ..training.train import train_source
 
     out = check_destination(args.output, args.overwrite or args.resume, "model", make_folder=True)
     if not os.path.exists(args.source):
         raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
                        "(with Annotation__index/ inside).")
-    card = train_source(
-        args.source, out, **_smp_spec(args), epochs=args.epochs,
-        iterations_per_epoch=args.iterations_per_epoch,
-        batch_size=args.batch_size, patch=args.patch, lr=args.lr, class_aware=args.class_aware,
-        stats=args.stats, image=args.image, device=args.device, resume=args.resume, seed=args.seed,
-        val_patches=args.val_patches, progress=progress,
-    )
+    config = TrainConfig(**_smp_spec(args), epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+                         batch_size=args.batch_size, patch=args.patch, lr=args.lr, class_aware=args.class_aware,
+                         stats=args.stats, image=args.image, device=args.device, resume=args.resume,
+                         seed=args.seed, val_patches=args.val_patches)
+    card = train_source(args.source, out, config, progress=progress)
     _close(progress)
     from ..training.source_memory import memory_path
 
@@ -156,7 +155,7 @@ def add_commands(sub) -> None:
     t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")
     t.add_argument("--lr", type=float, default=0.005)
     t.add_argument("--class-aware", action="store_true", help="sample patches around rare classes more often")
-    t.add_argument("--stats", default="source", choices=["source", "scene"],
+    t.add_argument("--stats", default="source", choices=TRAIN_STATS,
                    help="normalise with the fixed FBP statistics (source) or each scene's own (scene)")
     t.add_argument("--image", default="8bit", choices=IMAGE_KINDS)
     t.add_argument("--val-patches", type=int, default=500)

@@ -64,16 +64,17 @@ QUICK = DemoRecipe(n_source=1, source_size=192, target_size=160, iterations=6, b
 def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device: str = "cpu",
                       architecture: dict | None = None, name: str | None = None, progress=None):
     """Train a source model on ``source_root`` with the recipe's budget (one epoch of recipe.iterations) and
-    its small U-Net, or ``architecture`` (train_source's architecture, smp_arch, encoder, arch_kwargs)."""
+    its small U-Net, or ``architecture`` (TrainConfig's architecture, smp_arch, encoder, arch_kwargs)."""
+    from ..training.config import TrainConfig
     from ..training.train import train_source
 
     arch = architecture or {"architecture": "smp", "smp_arch": recipe.smp_arch, "encoder": recipe.encoder,
                             "arch_kwargs": dict(recipe.arch_kwargs)}
-    return train_source(str(source_root), out, **arch, name=name, epochs=1,
-                        iterations_per_epoch=recipe.iterations, batch_size=recipe.batch_size, patch=recipe.patch,
-                        lr=recipe.lr, class_aware=recipe.class_aware, stats="scene", val_patches=recipe.val_patches,
-                        memory_count=recipe.memory_count, memory_size=recipe.patch, seed=seed, device=device,
-                        resume=False, progress=progress)
+    config = TrainConfig(**arch, name=name, epochs=1, iterations_per_epoch=recipe.iterations,
+                         batch_size=recipe.batch_size, patch=recipe.patch, lr=recipe.lr, class_aware=recipe.class_aware,
+                         stats="scene", val_patches=recipe.val_patches, memory_count=recipe.memory_count,
+                         memory_size=recipe.patch, seed=seed, device=device, resume=False)
+    return train_source(str(source_root), out, config, progress=progress)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

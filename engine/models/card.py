@@ -125,3 +125,7 @@ def model_stem(path: str | os.PathLike) -> str:
     return Path(name).stem or name
 
 
+def companion(path: str | os.PathLike, suffix: str) -> Path:
+    """A file kept beside a model file: ``model.fbpmodel`` + ".memory.npz" -> ``model.memory.npz``."""
+    path = Path(path)
+    return path.parent / (model_stem(path) + suffix)

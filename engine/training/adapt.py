@@ -94,9 +94,9 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     Returns what happened: iterations done, final share, method, seconds.
     """
     torch = import_torch()
+    from .common import make_optimizer, poly_lr
     from .dpa import assign_pseudo_labels, ratio_at_iteration
     from .losses import kl_anchor, weighted_ce
-    from .train import make_optimizer, poly_lr
 
     method = opts.method
     if method == "auto":

@@ -21,6 +21,7 @@ from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
 from ..io.atomic import atomic_path
 from ..io.normalize import normalize
+from ..models.card import companion
 from .augment import augment
 from .sampler import PatchSampler, Region
 
@@ -29,10 +30,7 @@ MEMORY_SUFFIX = ".memory.npz"
 
 def memory_path(checkpoint: str | os.PathLike) -> Path:
     """The source memory file beside a checkpoint: ``model.fbpmodel`` -> ``model.memory.npz``."""
-    from ..models.card import model_stem
-
-    checkpoint = Path(checkpoint)
-    return checkpoint.parent / (model_stem(checkpoint) + MEMORY_SUFFIX)
+    return companion(checkpoint, MEMORY_SUFFIX)
 
 
 @dataclass
