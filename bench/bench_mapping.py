@@ -145,8 +145,11 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         h, w = classes.shape
     else:
         from fbp_landcover.engine.mapping import MapRequest, map_landcover
+        from fbp_landcover.engine.training.config import AdaptOptions
 
         kw = json.loads(method.split(":", 1)[1]) if ":" in method else {}
+        if "adapt" in kw:
+            kw["adapt"] = AdaptOptions(**kw["adapt"])
         # Warm-up on a small raster: the one-off ONNX export is cached beside the checkpoint, not timed here.
         small = str(Path(out).with_suffix(".warm.tif"))
         write_raster(Path(small), 64)

@@ -106,7 +106,9 @@ class MapLandCover(FbpAlgorithm):
         )
         iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
         if iterations > 0:
-            request.adapt = {"iterations": iterations}
+            from ..engine.training.config import AdaptOptions
+
+            request.adapt = AdaptOptions(iterations=iterations)
         bridge = FeedbackBridge(feedback)
         feedback.pushInfo(f"Mapping {self._input} with model {model} (sensor {sensor}).")
         result = self.run_engine(map_landcover, request, bridge.progress, bridge.is_cancelled)

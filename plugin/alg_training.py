@@ -234,7 +234,7 @@ class AdaptModel(FbpAlgorithm):
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..engine.training.adapt import DEFAULT_ITERATIONS, METHODS
+        from ..engine.training.config import DEFAULT_ITERATIONS, METHODS
 
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "TARGETS", tr("Target rasters"), QgsProcessing.TypeRaster))
@@ -273,6 +273,7 @@ class AdaptModel(FbpAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.require_engine()
         from ..engine.training.adapt import adapt
+        from ..engine.training.config import AdaptOptions
         from .models_folder import models_dir
 
         sensor, model = self.sensor_and_model(parameters, context)
@@ -285,24 +286,22 @@ class AdaptModel(FbpAlgorithm):
                     "The source data is 'folder' but no folder was given; choose a Five-Billion-Pixels folder, or "
                     "use 'memory' or 'none'.")
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
-        options = {
-            "iterations": self.parameterAsInt(parameters, "ITERATIONS", context),
-            "method": self.parameterAsEnumString(parameters, "METHOD", context) or "auto",
-            "class_quota": self.parameterAsBool(parameters, "CLASS_QUOTA", context),
-            "batch_size": self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            "lr": self.parameterAsDouble(parameters, "LR", context),
-            "device": self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
-            "seed": self.parameterAsInt(parameters, "SEED", context),
-        }
-        patch = self.parameterAsInt(parameters, "PATCH", context)
-        if patch:
-            options["patch"] = patch
+        config = AdaptOptions(
+            iterations=self.parameterAsInt(parameters, "ITERATIONS", context),
+            method=self.parameterAsEnumString(parameters, "METHOD", context) or "auto",
+            class_quota=self.parameterAsBool(parameters, "CLASS_QUOTA", context),
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            lr=self.parameterAsDouble(parameters, "LR", context),
+            device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            patch=self.parameterAsInt(parameters, "PATCH", context) or None,
+        )
         bridge = FeedbackBridge(feedback)
         feedback.pushInfo(f"Adapting {model} to {len(self._targets)} image(s) (sensor {sensor}).")
         card = self.run_engine(
-            adapt, model, list(self._targets), source=source, out=out, sensor=sensor,
+            adapt, model, list(self._targets), out=out, config=config, source=source, sensor=sensor,
             stats=(self.parameterAsString(parameters, "STATS", context) or "scene").strip(),
-            models_dir=models_dir(), progress=bridge.progress, is_cancelled=bridge.is_cancelled, **options)
+            models_dir=models_dir(), progress=bridge.progress, is_cancelled=bridge.is_cancelled)
         p = card.provenance
         feedback.pushInfo(f"Method {p.get('method')}, {p.get('iterations')} iteration(s); source: "
                           f"{p.get('source_used')}; final pseudo-label share "

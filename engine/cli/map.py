@@ -27,8 +27,9 @@ def _extent(text: str | None):
 
 def cmd_map(args, progress) -> int:
     from ..mapping import MapRequest, map_landcover
+    from ..training.config import AdaptOptions
 
-    adapt = {"iterations": args.adapt} if args.adapt else None
+    adapt = AdaptOptions(iterations=args.adapt) if args.adapt else None
     req = MapRequest(
         image=args.image if len(args.image) > 1 else args.image[0], output=args.output, model=args.model,
         sensor=args.sensor, stats=args.stats, stitch=args.stitch, window=args.window, overlap=args.overlap,

@@ -76,6 +76,7 @@ def cmd_train(args, progress) -> int:
 
 def cmd_adapt(args, progress) -> int:
     from ..training.adapt import adapt
+    from ..training.config import AdaptOptions
 
     out = check_destination(args.output, args.overwrite, "adapted model", make_folder=True)
     source: object
@@ -88,13 +89,12 @@ def cmd_adapt(args, progress) -> int:
             raise FbpError(f"The source {args.source} does not exist; give an FBP folder, a .memory.npz "
                            "file, 'memory' or 'none'.")
         source = args.source
-    options = {k: v for k, v in {
-        "iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
-        "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
-        "class_quota": args.class_quota if args.class_quota is not None else None,
-    }.items() if v is not None}
-    card = adapt(args.model, list(args.target), source=source, out=out, sensor=args.sensor, stats=args.stats,
-                 models_dir=args.models_dir, progress=progress, **options)
+    given = {"iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
+             "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
+             "class_quota": args.class_quota}
+    config = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
+    card = adapt(args.model, list(args.target), out=out, config=config, source=source, sensor=args.sensor,
+                 stats=args.stats, models_dir=args.models_dir, progress=progress)
     _close(progress)
     p = card.provenance
     print(f"Adapted model: {out}")

@@ -124,6 +124,7 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
     from ..assessment.evaluate import evaluate
     from ..mapping import MapRequest, map_landcover
     from ..training.adapt import adapt
+    from ..training.config import AdaptOptions
     from . import synthetic
 
     times: dict[str, float] = {}
@@ -154,10 +155,10 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
 
     t = time.monotonic()
     source = None if recipe.adapt_method in ("auto", "siamese") else False  # None: the model's source memory
-    card = adapt(str(src_model), str(data.target_image), out=ada_model, name="demo-adapted", source=source,
-                 method=recipe.adapt_method, iterations=recipe.adapt_iterations, lr=recipe.adapt_lr,
-                 batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed, device=device,
-                 progress=prog.stage(0.62, 0.82))
+    config = AdaptOptions(method=recipe.adapt_method, iterations=recipe.adapt_iterations, lr=recipe.adapt_lr,
+                          batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed, device=device)
+    card = adapt(str(src_model), str(data.target_image), out=ada_model, config=config, name="demo-adapted",
+                 source=source, progress=prog.stage(0.62, 0.82))
     times["adapt to the target"] = time.monotonic() - t
     adapt_info = {k: card.provenance.get(k) for k in ("method", "iterations", "source_used",
                                                       "final_pseudo_label_share", "seconds")}

@@ -16,6 +16,7 @@ from ..io.normalize import Stats, resolve_stats
 from ..products.areas import AreaCounter, json_beside, write_area_tables
 from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
+from ..training.config import AdaptOptions
 
 
 @dataclass
@@ -39,7 +40,7 @@ class MapRequest:
     quicklook: str | None = None
     overwrite: bool = False
     models_dir: str | None = None
-    adapt: dict | None = None
+    adapt: AdaptOptions | None = None  # quick adaptation to the image before mapping
 
 
 @dataclass
@@ -129,8 +130,8 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             from ..training.adapt import quick_adapt_for_mapping
 
             adapt_span = (0.05, 0.45)
-            options = {"model_path": str(model_path), **req.adapt}  # finds the checkpoint's source memory
-            model, card = quick_adapt_for_mapping(model, card, inp, stats, options, prog.stage(*adapt_span))
+            model, card = quick_adapt_for_mapping(model, card, inp, stats, req.adapt, prog.stage(*adapt_span),
+                                                  model_path=str(model_path))  # finds its source memory
         backend_name = req.backend
         if backend_name == "auto" and req.stitch == "centre-crop":
             backend_name = "torch"  # the reproduction mode runs what the reference ran

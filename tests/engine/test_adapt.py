@@ -13,6 +13,7 @@ from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import adapt as adapt_mod
 from fbp_landcover.engine.training import dpa, fbp_dataset, sampler, source_memory
+from fbp_landcover.engine.training.config import AdaptOptions
 
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import tiny_checkpoint
@@ -141,7 +142,7 @@ def test_quick_adapt_for_mapping_uses_the_open_input(setup):
     with open_input(str(target), get_profile("planetscope")) as inp:
         stats = scene_stats(inp)
         net2, card2 = adapt_mod.quick_adapt_for_mapping(
-            net, card, inp, stats, {"iterations": 2, "batch_size": 2, "patch": 64, "model_path": path}, Progress())
+            net, card, inp, stats, AdaptOptions(iterations=2, batch_size=2, patch=64), Progress(), model_path=path)
     q = card2.provenance["quick_adaptation"]
     assert q["iterations"] == 2 and q["source_used"].startswith("source memory") and not net2.training
 
@@ -156,7 +157,7 @@ def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what
     d, model, target = setup
     messages: list[str] = []
     req = dict(image=str(target), model=str(model), sensor="planetscope", overwrite=True,
-               adapt={"iterations": 1, "batch_size": 2, "patch": 64})
+               adapt=AdaptOptions(iterations=1, batch_size=2, patch=64))
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_auto.tif"), **req),
                                 lambda f, m: messages.append(m))
     assert res.backend == "torch" and "Preparing the model to run" in " ".join(messages)
