@@ -54,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from fbp_landcover.engine.many import ManyJob, map_many
+    from fbp_landcover.engine.mapping import MapRequest
     from fbp_landcover.engine.models.loading import load_model
 
     from tests.models import tiny_checkpoint
@@ -74,13 +75,13 @@ def main() -> None:
             pass
         start_s = time.perf_counter() - t0
         # warm the ONNX cache once so neither mode pays the export
-        map_many(ManyJob(inputs=[str(root / "in" / "scene00.tif")], output_dir=str(root / "warm"),
-                         model=model, sensor="rgbn"))
+        scene = MapRequest(image="", output="", model=model, sensor="rgbn")
+        map_many(ManyJob(inputs=[str(root / "in" / "scene00.tif")], output_dir=str(root / "warm"), request=scene))
         rows, mosaics = [], {}
         for mode, workers in (("in-process", None), (f"LocalCluster x{args.workers}", args.workers)):
             t0 = time.perf_counter()
             res = map_many(ManyJob(inputs=[str(root / "in")], output_dir=str(root / mode.replace(" ", "_")),
-                                   model=model, sensor="rgbn", workers=workers))
+                                   request=scene, workers=workers))
             total = time.perf_counter() - t0
             assert not res.failed, res.failed
             mosaics[mode] = read(res.mosaic)

@@ -111,6 +111,8 @@ class MapLandCoverMany(FbpAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.require_engine()
         from ..engine.many import ManyJob, map_many
+        from ..engine.mapping import MapRequest
+        from ..engine.training.config import AdaptOptions
         from .models_folder import models_dir
 
         sensor, model = self.sensor_and_model(parameters, context)
@@ -118,12 +120,13 @@ class MapLandCoverMany(FbpAlgorithm):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
         resolution = self.parameterAsDouble(parameters, "RESOLUTION", context) or None
-        job = ManyJob(
-            inputs=self._inputs, output_dir=out_dir, model=model, sensor=sensor,
-            adapt={"iterations": iterations} if iterations > 0 else None,
+        scene = MapRequest(
+            image="", output="", model=model, sensor=sensor, models_dir=models_dir(),
+            adapt=AdaptOptions(iterations=iterations) if iterations > 0 else None,
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
-            backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto",
-            models_dir=models_dir(), crs=self._crs, resolution=resolution,
+            backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto")
+        job = ManyJob(
+            inputs=self._inputs, output_dir=out_dir, request=scene, crs=self._crs, resolution=resolution,
             overlap=self.parameterAsEnumString(parameters, "OVERLAP", context) or "confidence",
             zones=self._zones, zone_field=self.parameterAsString(parameters, "ZONE_FIELD", context) or None,
             # no local worker processes from inside QGIS (they would start new QGIS instances); a running

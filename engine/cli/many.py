@@ -23,15 +23,19 @@ def _sensor_overrides(items: list[str] | None) -> dict[str, str]:
 
 def cmd_map_many(args, progress) -> int:
     from ..many import ManyJob, map_many
+    from ..mapping import MapRequest
+    from ..training.config import AdaptOptions
 
     if args.workers and args.scheduler:
         raise FbpError("Give either --workers (a local Dask cluster) or --scheduler (an existing one), "
                        "not both.")
+    scene = MapRequest(image="", output="", model=args.model, sensor=args.sensor, stats=args.stats,
+                       window=args.window, batch_size=args.batch_size, working_gsd=args.gsd, device=args.device,
+                       backend=args.backend, models_dir=args.models_dir,
+                       adapt=AdaptOptions(iterations=args.adapt) if args.adapt else None)
     job = ManyJob(
-        inputs=args.inputs, output_dir=args.output, model=args.model, sensor=args.sensor,
-        sensors=_sensor_overrides(args.sensor_for), adapt={"iterations": args.adapt} if args.adapt else None,
-        stats=args.stats, window=args.window, batch_size=args.batch_size, working_gsd=args.gsd,
-        device=args.device, backend=args.backend, models_dir=args.models_dir, crs=args.crs,
+        inputs=args.inputs, output_dir=args.output, request=scene, sensors=_sensor_overrides(args.sensor_for),
+        crs=args.crs,
         resolution=args.resolution, overlap=args.overlap, zones=args.zones, zone_field=args.zone_field,
         workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite,
     )

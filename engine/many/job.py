@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from osgeo import gdal
@@ -17,8 +17,10 @@ from osgeo import gdal
 from .. import SOFTWARE, classes
 from ..errors import Cancelled, FbpError
 from ..io.atomic import AtomicFiles
+from ..mapping import MapRequest
 from ..products.areas import write_area_tables
 from ..progress import CancelFn, Progress, ProgressFn
+from ..training.config import AdaptOptions
 from . import cluster
 from . import manifest as mf
 from .mosaic import RULES, choose_grid, place, priority, scene_date, write_mosaic
@@ -29,21 +31,18 @@ RASTER_PATTERNS = ("*.tif", "*.tiff", "*.jp2", "*.vrt")
 SCENE_PHASE = 0.9  # share of the progress bar for the scenes; the rest is the mosaic
 
 
+# The MapRequest fields a scene's maps depend on besides its input, its sensor and the model: a change of any
+# of them maps the scene again on a re-run (device and backend change only how fast).
+SCENE_KEY_FIELDS = ("adapt", "stats", "window", "batch_size", "working_gsd")
+
+
 @dataclass
 class ManyJob:
     inputs: list[str]                      # raster files and/or folders (*.tif *.tiff *.jp2 *.vrt in them)
     output_dir: str
-    model: str
-    sensor: str = "auto"                   # for every input, unless overridden in ``sensors``
-    sensors: dict[str, str] = field(default_factory=dict)  # input path or file name -> sensor
-    adapt: dict | None = None              # MapRequest.adapt for every scene
-    stats: str = "scene"
-    window: int | None = None
-    batch_size: int | None = None
-    working_gsd: float | None = None
-    device: str = "auto"
-    backend: str = "auto"
-    models_dir: str | None = None
+    request: MapRequest                    # every scene's request (model, sensor, stats, adapt, device, ...);
+                                           # its image and outputs are set per scene
+    sensors: dict[str, str] = field(default_factory=dict)  # input path or file name -> sensor, else request's
     crs: str | None = None                 # mosaic CRS (default: the first scene's)
     resolution: float | None = None        # mosaic pixel size in CRS units (default: the finest)
     overlap: str = "confidence"            # confidence | recent | first
@@ -52,7 +51,7 @@ class ManyJob:
     workers: int | None = None             # > 1: a local Dask cluster of that many processes
     scheduler: str | None = None           # address of an existing Dask scheduler
     overwrite: bool = False                # map every scene again, ignoring the manifest
-    run_scene: Callable[[dict], dict] | None = None  # the per-scene task (default cluster.run_scene)
+    run_scene: Callable[[MapRequest], dict] | None = None  # the per-scene task (default cluster.run_scene)
 
 
 @dataclass
@@ -141,17 +140,21 @@ def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
     return out, man
 
 
+def _setting(request: MapRequest, name: str):
+    """A MapRequest field as the manifest records it (quick adaptation: the options that were asked for)."""
+    value = getattr(request, name)
+    return value.changed() if isinstance(value, AdaptOptions) else value
+
+
 def _scene_settings(job: ManyJob, sensor: str) -> dict:
-    return {"sensor": sensor, "adapt": job.adapt, "stats": job.stats, "window": job.window,
-            "batch_size": job.batch_size, "working_gsd": job.working_gsd}
+    return {"sensor": sensor, **{name: _setting(job.request, name) for name in SCENE_KEY_FIELDS}}
 
 
-def _spec(job: ManyJob, entry: mf.SceneEntry) -> dict:
-    return {"image": entry.input, "output": entry.outputs["classes"],
-            "confidence": entry.outputs["confidence"],
-            "model": job.model, "sensor": entry.sensor, "stats": job.stats, "window": job.window,
-            "batch_size": job.batch_size, "working_gsd": job.working_gsd, "device": job.device,
-            "backend": job.backend, "models_dir": job.models_dir, "adapt": job.adapt, "overwrite": True}
+def _scene_request(job: ManyJob, entry: mf.SceneEntry) -> MapRequest:
+    """The job's request for one scene: its input, sensor and outputs (the mosaic has the area tables)."""
+    return replace(job.request, image=entry.input, output=entry.outputs["classes"],
+                   confidence=entry.outputs["confidence"], sensor=entry.sensor, areas=None, quicklook=None,
+                   overwrite=True)
 
 
 def _record(entry: mf.SceneEntry, res: dict) -> None:
@@ -178,17 +181,16 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
         raise FbpError(f"Unknown overlap rule {job.overlap!r}; choose one of {', '.join(RULES)}.")
     out, man_path = _prepare_folder(job)
     paths = expand_inputs(job.inputs, exclude=out)
-    model_path = resolve(job.model, job.models_dir)
+    model_path = resolve(job.request.model, job.request.models_dir)
     model_sha = file_sha256(model_path)
     previous = {} if job.overwrite else mf.load_previous(man_path)
-    settings = {"software": SOFTWARE, "sensor": job.sensor, "sensors": job.sensors,
-                "adapt": job.adapt, "stats": job.stats, "window": job.window, "batch_size": job.batch_size,
-                "working_gsd": job.working_gsd, "device": job.device, "backend": job.backend,
+    settings = {"software": SOFTWARE, "sensor": job.request.sensor, "sensors": job.sensors,
+                **{name: _setting(job.request, name) for name in (*SCENE_KEY_FIELDS, "device", "backend")},
                 "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
                 "zone_field": job.zone_field}
-    man = mf.Manifest(man_path, settings, {"spec": job.model, "path": str(model_path), "sha256": model_sha})
+    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path), "sha256": model_sha})
     for path, name in zip(paths, _names(paths), strict=True):
-        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.sensor
+        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
         fp = mf.fingerprint(path)
         key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
         outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
@@ -258,9 +260,9 @@ def _run_local(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, 
             prog(SCENE_PHASE * (_d + f * _px) / total, _scene_message(_e, _k, len(todo), m))
 
         if task is cluster.run_scene:
-            res = task(_spec(job, entry), sub, prog._is_cancelled)  # noqa: SLF001 - same package family
+            res = task(_scene_request(job, entry), sub, prog._is_cancelled)  # noqa: SLF001 - same package family
         else:
-            res = task(_spec(job, entry))
+            res = task(_scene_request(job, entry))
         _record(entry, res)
         man.save()
         done_px += px
@@ -273,7 +275,7 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
     total = max(1, sum(max(s.pixels, 1) for s in todo))
     futures = {}
     for entry in todo:
-        fut = client.submit(task, _spec(job, entry), key=f"fbp-scene-{entry.name}-{entry.key[:12]}",
+        fut = client.submit(task, _scene_request(job, entry), key=f"fbp-scene-{entry.name}-{entry.key[:12]}",
                             retries=cluster.RETRIES, pure=False)
         futures[fut] = entry
         entry.state, entry.attempts = mf.RUNNING, entry.attempts + 1

@@ -16,6 +16,7 @@ from fbp_landcover.engine.errors import Cancelled, FbpError
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
 from fbp_landcover.engine.many.mosaic import composite, priority, scene_date
+from fbp_landcover.engine.mapping import MapRequest
 from osgeo import gdal, ogr, osr
 
 from tests.models import tiny_checkpoint
@@ -37,7 +38,8 @@ def read(path) -> np.ndarray:
 
 
 def job(inputs, out, model, **kw) -> ManyJob:
-    return ManyJob(inputs=[str(i) for i in inputs], output_dir=str(out), model=model, sensor="rgbn", **kw)
+    return ManyJob(inputs=[str(i) for i in inputs], output_dir=str(out),
+                   request=MapRequest(image="", output="", model=model, sensor="rgbn"), **kw)
 
 
 def count_calls(monkeypatch) -> list[str]:
