@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -317,19 +316,6 @@ def _collapse_options() -> list[str]:
     return ["none", *classes.available_collapses()]
 
 
-def _single_layer_copy(path: str, layer_name: str, folder: str) -> str:
-    """``path`` itself when its first layer is ``layer_name`` (or it has one layer), else a GeoPackage of that layer."""
-    from osgeo import gdal
-
-    gdal.UseExceptions()
-    ds = gdal.OpenEx(path, gdal.OF_VECTOR)
-    if not layer_name or ds.GetLayerCount() <= 1 or ds.GetLayer(0).GetName() == layer_name:
-        return path
-    out = str(Path(folder) / "reference.gpkg")
-    gdal.VectorTranslate(out, ds, layers=[layer_name], format="GPKG")
-    return out
-
-
 class AssessAccuracy(FbpAlgorithm):
     NAME = "assessaccuracy"
     DISPLAY = "Assess map accuracy"
@@ -397,14 +383,10 @@ class AssessAccuracy(FbpAlgorithm):
         collapse = self.parameterAsEnumString(parameters, "COLLAPSE", context) or "none"
         mapping = (self.parameterAsFile(parameters, "MAPPING", context) or "").strip() or None
         bridge = FeedbackBridge(feedback)
-        with tempfile.TemporaryDirectory(prefix="fbp_reference_") as tmp:
-            reference = self._reference
-            if self._layer_name:
-                reference = self.run_engine(_single_layer_copy, reference, self._layer_name, tmp)
-            result = self.run_engine(
-                evaluate, self._map, reference, reference_mapping=mapping,
-                collapse=None if collapse == "none" else collapse, out_prefix=str(prefix),
-                reference_field=self._field, progress=bridge.progress, is_cancelled=bridge.is_cancelled)
+        result = self.run_engine(
+            evaluate, self._map, self._reference, reference_mapping=mapping,
+            collapse=None if collapse == "none" else collapse, out_prefix=str(prefix), reference_field=self._field,
+            reference_layer=self._layer_name or None, progress=bridge.progress, is_cancelled=bridge.is_cancelled)
         outputs = result["outputs"]
 
         def fmt(v):

@@ -206,9 +206,14 @@ def _open_reference(reference: str) -> tuple[gdal.Dataset, str]:
                    f"a GeoPackage, a shapefile (or a zip of one) or another GDAL/OGR format.")
 
 
-def _coded_layer(ds: gdal.Dataset, field: str | None, reference: str) -> tuple[gdal.Dataset, list]:
-    """An in-memory copy of the first layer with integer codes 1..n for the field's distinct values."""
-    layer = ds.GetLayer(0)
+def _coded_layer(ds: gdal.Dataset, field: str | None, reference: str,
+                 layer_name: str | None = None) -> tuple[gdal.Dataset, list]:
+    """An in-memory copy of a layer (the named one, else the first) with integer codes 1..n for the field's
+    distinct values."""
+    layer = ds.GetLayerByName(layer_name) if layer_name else ds.GetLayer(0)
+    if layer is None:
+        names = ", ".join(ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount()))
+        raise FbpError(f"The reference {reference} has no layer {layer_name!r}; its layers are {names}.")
     defn = layer.GetLayerDefn()
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     if field is None:
@@ -249,7 +254,7 @@ def _rasterise_strip(vec, wkt: str, gt: tuple, y: int, w: int, h: int) -> np.nda
 
 def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | None = None,
              collapse: str | None = None, out_prefix: str | None = None, reference_field: str | None = None,
-             progress: Callable[[float, str], None] | None = None,
+             reference_layer: str | None = None, progress: Callable[[float, str], None] | None = None,
              is_cancelled: Callable[[], bool] | None = None) -> dict:
     """Score a class map against a reference raster or vector; see the module docstring. Returns the scores."""
     prog = Progress(progress, is_cancelled)
@@ -283,7 +288,7 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
         vec = None
     else:
         gt, wkt = _map_grid(map_ds, map_path, reference)
-        vec, codes = _coded_layer(ref_ds, reference_field, reference)
+        vec, codes = _coded_layer(ref_ds, reference_field, reference, reference_layer)
         remap = _Remapper(legend, mapping, reference, codes=codes)
         regridded = True
 

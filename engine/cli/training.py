@@ -111,7 +111,8 @@ def cmd_evaluate(args, progress) -> int:
     for ext in ("json", "csv", "md"):
         check_destination(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report", make_folder=True)
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
-                      out_prefix=str(prefix), reference_field=args.field, progress=progress)
+                      out_prefix=str(prefix), reference_field=args.field, reference_layer=args.layer,
+                      progress=progress)
     _close(progress)
 
     def f(v):
@@ -194,6 +195,7 @@ def add_commands(sub) -> None:
     e.add_argument("--mapping", help="JSON file mapping reference values to FBP (or legend) classes")
     e.add_argument("--collapse", help="score in a coarser legend: gid5, coarse, or a legend JSON file")
     e.add_argument("--field", help="attribute holding the class of a vector reference")
+    e.add_argument("--layer", help="layer of a vector reference with several (default: the first)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 

@@ -232,3 +232,25 @@ def test_chiapas_polygons_through_vsizip(chiapas):
     assert m[1, 8] == swapped["id = 4 AND class = 'urban'"] > 0
     assert by_name["pixels"] == by_id["pixels"]
     assert np.trace(m[1:, 1:]) == by_id["pixels"] - m[8, 1] - m[1, 8]
+
+
+def test_a_named_layer_of_a_multi_layer_reference(pair):
+    """The layer of a GeoPackage with several is chosen by name (the plugin passes the layer it was given)."""
+    tmp, ref, pred = pair
+    row, col = next((r, c) for r in range(10, 30) for c in range(40) if ref[r, c] > 0)  # the map is right there
+    path = tmp / "two.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32650)
+    for name, value in (("first", 1), ("points", int(ref[row, col]))):
+        layer = ds.CreateLayer(name, srs, ogr.wkbPoint)
+        layer.CreateField(ogr.FieldDefn("cls", ogr.OFTInteger))
+        feat = ogr.Feature(layer.GetLayerDefn())
+        feat.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({GT[0] + 4 * col + 2} {GT[3] - 4 * row - 2})"))
+        feat.SetField("cls", value)
+        layer.CreateFeature(feat)
+    ds = None
+    r = evaluate(tmp / "map.tif", path, reference_layer="points")
+    assert r["pixels"] == 1 and r["overall_accuracy"] == 1.0
+    with pytest.raises(FbpError, match="has no layer 'nope'; its layers are first, points"):
+        evaluate(tmp / "map.tif", path, reference_layer="nope")
