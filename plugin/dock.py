@@ -100,6 +100,21 @@ class LandCoverDock(QDockWidget):
     def _build(self) -> None:
         body = QWidget()
         outer = QVBoxLayout(body)
+        self._build_problem_label(outer)
+        form = QFormLayout()
+        self._build_input_rows(form)
+        self._build_model_rows(form)
+        self._build_output_rows(form)
+        outer.addLayout(form)
+        self._build_run_rows(outer)
+        self._build_area_table(outer)
+        self.diagnostics_button = QPushButton("Diagnostics…")
+        self.diagnostics_button.clicked.connect(self.show_diagnostics)
+        outer.addWidget(self.diagnostics_button)
+        self.setWidget(body)
+
+    def _build_problem_label(self, outer: QVBoxLayout) -> None:
+        """The red sentence shown when the engine cannot run or a run failed."""
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
         self.problem_label.setStyleSheet("color: #b00020;")
@@ -107,7 +122,8 @@ class LandCoverDock(QDockWidget):
         self.problem_label.hide()
         outer.addWidget(self.problem_label)
 
-        form = QFormLayout()
+    def _build_input_rows(self, form: QFormLayout) -> None:
+        """Input raster, sensor (with the detection's reason) and a custom band mapping."""
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         form.addRow("Input raster", self.layer_combo)
@@ -129,6 +145,8 @@ class LandCoverDock(QDockWidget):
         self.custom_mapping.hide()
         form.addRow("", self.custom_mapping)
 
+    def _build_model_rows(self, form: QFormLayout) -> None:
+        """The model (and adding one) and quick adaptation."""
         model_row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
@@ -152,6 +170,8 @@ class LandCoverDock(QDockWidget):
         adapt_row.addWidget(self.adapt_effort)
         form.addRow("Adaptation", adapt_row)
 
+    def _build_output_rows(self, form: QFormLayout) -> None:
+        """Extent, output and confidence, the device line and the backend."""
         self.extent_combo = QComboBox()
         self.extent_combo.addItem("Whole layer", "layer")
         self.extent_combo.addItem("Current map view", "canvas")
@@ -173,8 +193,9 @@ class LandCoverDock(QDockWidget):
         self.backend_combo.addItem("torch", "torch")
         self.backend_combo.addItem("onnxruntime (CPU)", "onnx")
         form.addRow("Backend", self.backend_combo)
-        outer.addLayout(form)
 
+    def _build_run_rows(self, outer: QVBoxLayout) -> None:
+        """The run/cancel button, the progress bar, the stage and the estimate."""
         self.run_button = QPushButton("Map land cover")
         self.run_button.clicked.connect(self.run_clicked)
         outer.addWidget(self.run_button)
@@ -188,6 +209,8 @@ class LandCoverDock(QDockWidget):
         self.eta_label = QLabel()
         outer.addWidget(self.eta_label)
 
+    def _build_area_table(self, outer: QVBoxLayout) -> None:
+        """The per-class area table filled after a run."""
         self.area_table = QTableWidget(0, 4)
         self.area_table.setHorizontalHeaderLabels(["Class", "", "km²", "%"])
         self.area_table.verticalHeader().hide()
@@ -197,11 +220,6 @@ class LandCoverDock(QDockWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         self.area_table.setEditTriggers(QTableWidget.NoEditTriggers)
         outer.addWidget(self.area_table, 1)
-
-        self.diagnostics_button = QPushButton("Diagnostics…")
-        self.diagnostics_button.clicked.connect(self.show_diagnostics)
-        outer.addWidget(self.diagnostics_button)
-        self.setWidget(body)
 
     # ---- state ----------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802

@@ -259,39 +259,12 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
     """Score a class map against a reference raster or vector; see the module docstring. Returns the scores."""
     prog = Progress(progress, is_cancelled)
     map_path, reference = os.fspath(map_path), os.fspath(reference)
-    if not os.path.exists(map_path) and not map_path.startswith("/vsi"):
-        raise FbpError(f"The map {map_path} does not exist; check the path.")
-    try:
-        map_ds = gdal.Open(map_path)
-    except RuntimeError as exc:
-        raise FbpError(f"The map {map_path} is not a raster GDAL can read ({exc}).") from None
-    band = map_ds.GetRasterBand(1)
-    if map_ds.RasterCount != 1 or band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16,
-                                                        gdal.GDT_Int32, gdal.GDT_UInt32):
-        raise FbpError(f"The map {map_path} should be one band of integer classes (an FBP class map), but it has "
-                       f"{map_ds.RasterCount} band(s) of {gdal.GetDataTypeName(band.DataType)}.")
-    map_nodata = band.GetNoDataValue()
+    map_ds = _open_map(map_path)
+    band, map_nodata = map_ds.GetRasterBand(1), map_ds.GetRasterBand(1).GetNoDataValue()
     legend = _Legend(collapse)
     mapping = load_reference_mapping(reference_mapping, legend) if reference_mapping is not None else None
-    ref_ds, kind = _open_reference(reference)
+    ref = _ReferenceOnMapGrid(reference, map_ds, map_path, legend, mapping, reference_field, reference_layer)
     w, h = map_ds.RasterXSize, map_ds.RasterYSize
-
-    regridded = False
-    if kind == "raster":
-        if same_grid(RasterGrid.of(map_ds), RasterGrid.of(ref_ds)):
-            src, alpha = ref_ds, None
-        else:
-            src = _warped_reference(ref_ds, map_ds, map_path, reference)
-            alpha, regridded = src.GetRasterBand(2), True
-        ref_band = src.GetRasterBand(1)
-        remap = _Remapper(legend, mapping, reference, nodata=ref_band.GetNoDataValue())
-        vec = None
-    else:
-        gt, wkt = _map_grid(map_ds, map_path, reference)
-        vec, codes = _coded_layer(ref_ds, reference_field, reference, reference_layer)
-        remap = _Remapper(legend, mapping, reference, codes=codes)
-        regridded = True
-
     cm = ConfusionMatrix(legend.k, legend.names)
     step = max(1, min(h, _STRIP_PIXELS // max(w, 1)))
     for y in range(0, h, step):
@@ -303,24 +276,71 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
             bad = int(raw_map.max() if raw_map.max() > classes.NUM_CLASSES else raw_map.min())
             raise FbpError(f"The map {map_path} holds the value {bad}, which is not an FBP class 0..24; "
                            f"evaluate a class map written by this plugin (or one with FBP class values).")
-        if vec is None:
-            ref = remap(ref_band.ReadAsArray(0, y, w, n))
-            if alpha is not None:
-                ref[alpha.ReadAsArray(0, y, w, n) == 0] = 0
-        else:
-            ref = remap(_rasterise_strip(vec, wkt, gt, y, w, n))
-        cm.add(legend.map_lut[raw_map], ref)
+        cm.add(legend.map_lut[raw_map], ref.strip(y, n))
         prog((y + n) / h, "Comparing the map with the reference")
-
     result = cm.scores()
-    result.update(map=map_path, reference=reference, reference_kind=kind, legend=legend.name, regridded=regridded)
+    result.update(map=map_path, reference=reference, reference_kind=ref.kind, legend=legend.name,
+                  regridded=ref.regridded)
     if out_prefix:
-        prefix = Path(out_prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        outputs = {ext: str(prefix.with_name(prefix.name + "." + ext)) for ext in ("json", "csv", "md")}
-        result["outputs"] = outputs
-        with AtomicFiles() as files:  # the three reports appear together
-            files.write_text(outputs["json"], json.dumps(result, indent=2))
-            files.write_text(outputs["csv"], report_csv(result))
-            files.write_text(outputs["md"], report_markdown(result))
+        result["outputs"] = _write_reports(result, Path(out_prefix))
     return result
+
+
+def _open_map(map_path: str) -> gdal.Dataset:
+    """The class map: one band of integer classes, or FbpError."""
+    if not os.path.exists(map_path) and not map_path.startswith("/vsi"):
+        raise FbpError(f"The map {map_path} does not exist; check the path.")
+    try:
+        map_ds = gdal.Open(map_path)
+    except RuntimeError as exc:
+        raise FbpError(f"The map {map_path} is not a raster GDAL can read ({exc}).") from None
+    band = map_ds.GetRasterBand(1)
+    if map_ds.RasterCount != 1 or band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16,
+                                                        gdal.GDT_Int32, gdal.GDT_UInt32):
+        raise FbpError(f"The map {map_path} should be one band of integer classes (an FBP class map), but it has "
+                       f"{map_ds.RasterCount} band(s) of {gdal.GetDataTypeName(band.DataType)}.")
+    return map_ds
+
+
+class _ReferenceOnMapGrid:
+    """The reference read in strips of the map's rows, in the scoring legend (0 = no reference): a raster as it
+    is when it lies on the map's grid, else warped onto it; a vector layer rasterised onto it."""
+
+    def __init__(self, reference: str, map_ds: gdal.Dataset, map_path: str, legend: _Legend,
+                 mapping: dict[str, int] | None, field: str | None, layer: str | None) -> None:
+        ref_ds, self.kind = _open_reference(reference)
+        self.width = map_ds.RasterXSize
+        self.vec = self.alpha = None
+        if self.kind == "raster":
+            self.regridded = not same_grid(RasterGrid.of(map_ds), RasterGrid.of(ref_ds))
+            src = _warped_reference(ref_ds, map_ds, map_path, reference) if self.regridded else ref_ds
+            self.alpha = src.GetRasterBand(2) if self.regridded else None
+            self.band = src.GetRasterBand(1)
+            self._src = src  # keeps the (warped) dataset of the bands alive
+            self.remap = _Remapper(legend, mapping, reference, nodata=self.band.GetNoDataValue())
+        else:
+            self.gt, self.wkt = _map_grid(map_ds, map_path, reference)
+            self.vec, codes = _coded_layer(ref_ds, field, reference, layer)
+            self.remap = _Remapper(legend, mapping, reference, codes=codes)
+            self.regridded = True
+
+    def strip(self, y: int, n: int) -> np.ndarray:
+        """Rows [y, y + n) of the reference on the map's grid."""
+        if self.vec is not None:
+            return self.remap(_rasterise_strip(self.vec, self.wkt, self.gt, y, self.width, n))
+        ref = self.remap(self.band.ReadAsArray(0, y, self.width, n))
+        if self.alpha is not None:
+            ref[self.alpha.ReadAsArray(0, y, self.width, n) == 0] = 0
+        return ref
+
+
+def _write_reports(result: dict, prefix: Path) -> dict[str, str]:
+    """PREFIX.json, .csv and .md, written together; returns their paths."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    outputs = {ext: str(prefix.with_name(prefix.name + "." + ext)) for ext in ("json", "csv", "md")}
+    result["outputs"] = outputs
+    with AtomicFiles() as files:
+        files.write_text(outputs["json"], json.dumps(result, indent=2))
+        files.write_text(outputs["csv"], report_csv(result))
+        files.write_text(outputs["md"], report_markdown(result))
+    return outputs

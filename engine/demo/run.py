@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,83 +122,37 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", seed: int = 0, *, quick: b
 
 
 def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) -> dict:
-    from ..assessment.evaluate import evaluate
-    from ..mapping import MapRequest, map_landcover
-    from ..training.adapt import adapt
-    from ..training.config import AdaptOptions
     from . import synthetic
 
     times: dict[str, float] = {}
     t_all = time.monotonic()
-
-    work = out
-
-    def final(p: Path) -> str:
-        return str(p)
-
-    t = time.monotonic()
-    prog(0.0, "Generating the synthetic source scenes and target image")
-    data = synthetic.domain_shift_dataset(work / "data", seed, n_source=recipe.n_source,
-                                          source_size=recipe.source_size, target_size=recipe.target_size)
-    times["generate data"] = time.monotonic() - t
-    prog.check()
-
-    models = work / "models"
+    with _timed(times, "generate data"):
+        prog(0.0, "Generating the synthetic source scenes and target image")
+        data = synthetic.domain_shift_dataset(out / "data", seed, n_source=recipe.n_source,
+                                              source_size=recipe.source_size, target_size=recipe.target_size)
+        prog.check()
+    models = out / "models"
     models.mkdir()
     src_model, ada_model = models / "source_only.fbpmodel", models / "adapted.fbpmodel"
-    t = time.monotonic()
-    train_with_recipe(data.source_root, src_model, recipe, seed, device=device, name="demo-source-only",
-                      progress=prog.stage(0.02, 0.62))
-    for leftover in (models / "source_only.resume.pt", models / "source_only.last.fbpmodel"):
-        leftover.unlink(missing_ok=True)  # one epoch: "last" is the model itself; nothing to resume
-    shutil.rmtree(models / ".fbp_label_cache", ignore_errors=True)
-    times["train source model"] = time.monotonic() - t
-
-    t = time.monotonic()
-    source = None if recipe.adapt_method in ("auto", "siamese") else False  # None: the model's source memory
-    config = AdaptOptions(method=recipe.adapt_method, iterations=recipe.adapt_iterations, lr=recipe.adapt_lr,
-                          batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed, device=device)
-    card = adapt(str(src_model), str(data.target_image), out=ada_model, config=config, name="demo-adapted",
-                 source=source, progress=prog.stage(0.62, 0.82))
-    times["adapt to the target"] = time.monotonic() - t
-    adapt_info = {k: card.provenance.get(k) for k in ("method", "iterations", "source_used",
-                                                      "final_pseudo_label_share", "seconds")}
-
-    maps, evals = work / "maps", work / "evaluation"
-    maps.mkdir()
-    evals.mkdir()
-    runs = [("source_only", src_model, data.target_image, data.target_truth),
-            ("adapted", ada_model, data.target_image, data.target_truth),
-            ("control_source_only", src_model, data.control_image, data.control_truth)]
-    results: dict[str, dict] = {}
-    t = time.monotonic()
-    for k, (tag, model, image, truth) in enumerate(runs):
-        stage = prog.stage(0.82 + 0.06 * k, 0.82 + 0.06 * (k + 1))
-        products = {"confidence": maps / f"{tag}_confidence.tif", "areas": maps / f"{tag}_areas.csv",
-                    "quicklook": maps / f"{tag}.png"} if not tag.startswith("control") else {}
-        # torch backend: for these small images exporting each new model to ONNX costs more than it saves
-        res = map_landcover(MapRequest(image=str(image), output=str(maps / f"{tag}.tif"), model=str(model),
-                                       sensor="auto", device=device, backend="torch",
-                                       **{k2: str(v) for k2, v in products.items()}),
-                            stage.stage(0.0, 0.8))
-        fine = evaluate(res.output, str(truth), out_prefix=str(evals / tag))
-        coarse = evaluate(res.output, str(truth), collapse="coarse", out_prefix=str(evals / f"{tag}_coarse"))
-        results[tag] = {"fine": fine, "coarse": coarse, "sensor": res.sensor,
-                        "files": {"map": final(Path(res.output)),
-                                  **{k2: final(v) for k2, v in products.items()},
-                                  "evaluation": final(evals / f"{tag}.md"),
-                                  "evaluation_coarse": final(evals / f"{tag}_coarse.md")}}
-        stage(1.0, f"Mapped and evaluated: {tag}")
-    times["map and evaluate"] = time.monotonic() - t
+    with _timed(times, "train source model"):
+        _train_source(data, src_model, recipe, seed, device, prog.stage(0.02, 0.62))
+    with _timed(times, "adapt to the target"):
+        adapt_info = _adapt(src_model, ada_model, data, recipe, seed, device, prog.stage(0.62, 0.82))
+    with _timed(times, "map and evaluate"):
+        runs = [("source_only", src_model, data.target_image, data.target_truth),
+                ("adapted", ada_model, data.target_image, data.target_truth),
+                ("control_source_only", src_model, data.control_image, data.control_truth)]
+        results = {tag: _map_and_evaluate(out, tag, model, image, truth, device,
+                                          prog.stage(0.82 + 0.06 * k, 0.82 + 0.06 * (k + 1)))
+                   for k, (tag, model, image, truth) in enumerate(runs)}
     times["total"] = time.monotonic() - t_all
-
     summary = {
         "synthetic": True, "quick": recipe == QUICK, "seed": seed, "recipe": asdict(recipe), "device": device,
         "out_dir": str(out), "report": str(out / REPORT), "summary_json": str(out / SUMMARY),
-        "models": {"source_only": final(src_model), "adapted": final(ada_model)},
-        "data": {"source": final(data.source_root), "target_image": final(data.target_image),
-                 "target_truth": final(data.target_truth), "control_image": final(data.control_image),
-                 "control_truth": final(data.control_truth), "target_sensor": data.target_sensor},
+        "models": {"source_only": str(src_model), "adapted": str(ada_model)},
+        "data": {"source": str(data.source_root), "target_image": str(data.target_image),
+                 "target_truth": str(data.target_truth), "control_image": str(data.control_image),
+                 "control_truth": str(data.control_truth), "target_sensor": data.target_sensor},
         "adaptation": adapt_info,
         "scores": {tag: {legend: headline(r[legend]) for legend in ("fine", "coarse")}
                    for tag, r in results.items()},
@@ -205,8 +160,63 @@ def _run(out: Path, seed: int, recipe: DemoRecipe, device: str, prog: Progress) 
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
     with AtomicFiles() as files:
-        files.write_text(work / REPORT, report(summary, results))
-        files.write_text(work / SUMMARY, json.dumps(summary, indent=2, default=str))
+        files.write_text(out / REPORT, report(summary, results))
+        files.write_text(out / SUMMARY, json.dumps(summary, indent=2, default=str))
     prog.check()
     prog(1.0, f"Demo finished in {times['total']:.0f} s")
     return summary
+
+
+@contextmanager
+def _timed(times: dict[str, float], step: str):
+    t = time.monotonic()
+    yield
+    times[step] = time.monotonic() - t
+
+
+def _train_source(data, src_model: Path, recipe: DemoRecipe, seed: int, device: str, prog: Progress) -> None:
+    """The source-only model, and nothing else of its run: one epoch leaves no resume or "last" file to keep."""
+    models = src_model.parent
+    train_with_recipe(data.source_root, src_model, recipe, seed, device=device, name="demo-source-only",
+                      progress=prog)
+    for leftover in (models / "source_only.resume.pt", models / "source_only.last.fbpmodel"):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(models / ".fbp_label_cache", ignore_errors=True)
+
+
+def _adapt(src_model: Path, ada_model: Path, data, recipe: DemoRecipe, seed: int, device: str,
+           prog: Progress) -> dict:
+    """The adapted model; returns what the adaptation did (for the report)."""
+    from ..training.adapt import adapt
+    from ..training.config import AdaptOptions
+
+    source = None if recipe.adapt_method in ("auto", "siamese") else False  # None: the model's source memory
+    config = AdaptOptions(method=recipe.adapt_method, iterations=recipe.adapt_iterations, lr=recipe.adapt_lr,
+                          batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed, device=device)
+    card = adapt(str(src_model), str(data.target_image), out=ada_model, config=config, name="demo-adapted",
+                 source=source, progress=prog)
+    return {k: card.provenance.get(k) for k in ("method", "iterations", "source_used", "final_pseudo_label_share",
+                                                 "seconds")}
+
+
+def _map_and_evaluate(out: Path, tag: str, model: Path, image, truth, device: str, stage: Progress) -> dict:
+    """Map one image with one model (with every product, except for the control) and score it in both legends."""
+    from ..assessment.evaluate import evaluate
+    from ..mapping import MapRequest, map_landcover
+
+    maps, evals = out / "maps", out / "evaluation"
+    maps.mkdir(exist_ok=True)
+    evals.mkdir(exist_ok=True)
+    products = {"confidence": maps / f"{tag}_confidence.tif", "areas": maps / f"{tag}_areas.csv",
+                "quicklook": maps / f"{tag}.png"} if not tag.startswith("control") else {}
+    # torch backend: for these small images exporting each new model to ONNX costs more than it saves
+    res = map_landcover(MapRequest(image=str(image), output=str(maps / f"{tag}.tif"), model=str(model),
+                                   sensor="auto", device=device, backend="torch",
+                                   **{k: str(v) for k, v in products.items()}),
+                        stage.stage(0.0, 0.8))
+    fine = evaluate(res.output, str(truth), out_prefix=str(evals / tag))
+    coarse = evaluate(res.output, str(truth), collapse="coarse", out_prefix=str(evals / f"{tag}_coarse"))
+    stage(1.0, f"Mapped and evaluated: {tag}")
+    return {"fine": fine, "coarse": coarse, "sensor": res.sensor,
+            "files": {"map": res.output, **{k: str(v) for k, v in products.items()},
+                      "evaluation": str(evals / f"{tag}.md"), "evaluation_coarse": str(evals / f"{tag}_coarse.md")}}

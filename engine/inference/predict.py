@@ -207,72 +207,95 @@ def _run_batches(windows, read, ops, batch_size: int, progress: Progress, counte
 
 
 def _predict_blend(inp, ops, settings, sink, progress, reader) -> None:
-    W, H, win, winy, ov = inp.width, inp.height, settings.window, settings.rows, settings.overlap
-    xs_all, ys = axis_starts(W, win, ov), axis_starts(H, winy, ov)
-    sx, sy = axis_weight_sum(W, win, ov), axis_weight_sum(H, winy, ov)
-    wy = [axis_weights(winy, ov, k == 0, k == len(ys) - 1) for k in range(len(ys))]
-    panel = settings.panel_width(W)
-    plan = []
-    for px0 in range(0, W, panel):
-        px1 = min(W, px0 + panel)
-        plan.append((px0, px1, [k for k, s in enumerate(xs_all) if s < px1 and s + win > px0]))
-    total = sum(len(cols) for _, _, cols in plan) * len(ys)
+    grid = _BlendGrid(inp.width, inp.height, settings)
+    total = sum(len(cols) for _, _, cols in grid.panels) * len(grid.ys)
     counter = [0]
 
     def read(wnd):
-        data, valid = inp.read(wnd[1], wnd[2], win, winy)
+        data, valid = inp.read(wnd[1], wnd[2], grid.win, grid.rows)
         return ops.prepare(data, valid, True), valid
 
-    for px0, px1, cols in plan:
-        span0 = xs_all[cols[0]]
-        span = xs_all[cols[-1]] + win - span0
-        acc = ops.zeros((NUM_OUTPUTS, winy, span))  # ring buffer over rows
-        valid_ring = np.zeros((winy, span), dtype=bool)
-        wx = {k: axis_weights(win, ov, k == 0, k == len(xs_all) - 1) for k in cols}
-        weights: dict[tuple, object] = {}  # a window's 2-D weight depends only on which edges it touches
+    for px0, px1, cols in grid.panels:
+        panel = _Panel(grid, ops, px0, px1, cols)
         done_to = 0  # output rows below this are written
-        for r, y0 in enumerate(ys):
-            windows = [(k, xs_all[k], y0) for k in cols]
+        for r, y0 in enumerate(grid.ys):
+            windows = [(k, grid.xs[k], y0) for k in cols]
             for (k, x0, _), valid, probs in _run_batches(windows, read, ops, settings.batch_size,
                                                          progress, counter, total, reader):
-                edges = (r == 0, r == len(ys) - 1, k == 0, k == len(xs_all) - 1)
-                weight = weights.get(edges)
-                if weight is None:
-                    weight = weights[edges] = ops.weight(wy[r][:, None] * wx[k][None, :])
-                c0 = x0 - span0
-                # in place (no second window-sized temporary); the weight is < 1 only where windows overlap
-                ops.apply_weight(probs, weight, tuple(0 if edge else ov for edge in edges))
-                for ring0, src0, n in _ring_slices(y0, winy, winy):
-                    acc[:, ring0 : ring0 + n, c0 : c0 + win] += probs[:, src0 : src0 + n]
-                    valid_ring[ring0 : ring0 + n, c0 : c0 + win] = valid[src0 : src0 + n]
-            end = ys[r + 1] if r + 1 < len(ys) else H  # rows [done_to, end) are final
+                panel.add(r, k, x0, y0, valid, probs)
+            end = grid.ys[r + 1] if r + 1 < len(grid.ys) else grid.height  # rows [done_to, end) are final
             if end > done_to:
-                _flush(ops, acc, valid_ring, done_to, end, winy, px0, px1, span0, sx, sy, settings, sink)
+                panel.flush(done_to, end, sink)
                 done_to = end
-        acc = valid_ring = None  # freed before the next panel allocates its own (no 2x peak)
+        panel = None  # its buffers are freed before the next panel allocates its own (no 2x peak)
         progress.check()
 
 
-def _flush(ops, acc, valid_ring, y_a, y_b, rows, px0, px1, span0, sx, sy, settings, sink, chunk=64) -> None:
-    """Normalise, classify and hand over rows [y_a, y_b) of panel columns [px0, px1), then clear them.
+class _BlendGrid:
+    """The blended window grid of a raster: window starts and weights per axis, their sums, and the column
+    panels (output columns [px0, px1) with the window columns touching them) that bound the accumulator."""
 
-    Rows go out in chunks of at most ``chunk`` rows so the temporaries stay small on wide panels."""
-    pieces = [(r0 + k, s0 + k, min(chunk, n - k))
-              for r0, s0, n in _ring_slices(y_a, y_b - y_a, rows) for k in range(0, n, chunk)]
-    for ring0, src0, n in pieces:
-        y = y_a + src0
-        block = acc[:, ring0 : ring0 + n, px0 - span0 : px1 - span0]
-        if settings.confidence:
-            norm = ops.weight(sy[y : y + n, None] * sx[None, px0:px1])
-            classes, conf = ops.classify(block / norm, True)
-        else:  # the class is the same without normalising: the blend weights' sum is positive
-            classes, conf = ops.classify(block, False)
-        valid = valid_ring[ring0 : ring0 + n, px0 - span0 : px1 - span0]
-        classes[~valid] = 0
-        if conf is not None:
-            conf[~valid] = -1.0
-        sink(px0, y, classes, conf)
-        acc[:, ring0 : ring0 + n] = 0.0
+    def __init__(self, width: int, height: int, settings: PredictSettings) -> None:
+        self.width, self.height, self.settings = width, height, settings
+        self.win, self.rows, self.ov = settings.window, settings.rows, settings.overlap
+        self.xs, self.ys = axis_starts(width, self.win, self.ov), axis_starts(height, self.rows, self.ov)
+        self.sx, self.sy = axis_weight_sum(width, self.win, self.ov), axis_weight_sum(height, self.rows, self.ov)
+        self.wy = [axis_weights(self.rows, self.ov, k == 0, k == len(self.ys) - 1) for k in range(len(self.ys))]
+        step = settings.panel_width(width)
+        self.panels = [(px0, min(width, px0 + step),
+                        [k for k, s in enumerate(self.xs) if s < min(width, px0 + step) and s + self.win > px0])
+                       for px0 in range(0, width, step)]
+
+
+class _Panel:
+    """The blend of one column panel: a ring buffer of ``rows`` rows (probabilities and validity) spanning the
+    panel's windows, filled window by window and emptied a band of finished rows at a time."""
+
+    def __init__(self, grid: _BlendGrid, ops, px0: int, px1: int, cols: list[int]) -> None:
+        self.grid, self.ops, self.px0, self.px1 = grid, ops, px0, px1
+        self.span0 = grid.xs[cols[0]]
+        span = grid.xs[cols[-1]] + grid.win - self.span0
+        self.acc = ops.zeros((NUM_OUTPUTS, grid.rows, span))
+        self.valid = np.zeros((grid.rows, span), dtype=bool)
+        self.wx = {k: axis_weights(grid.win, grid.ov, k == 0, k == len(grid.xs) - 1) for k in cols}
+        self.weights: dict[tuple, object] = {}  # a window's 2-D weight depends only on which edges it touches
+
+    def add(self, r: int, k: int, x0: int, y0: int, valid: np.ndarray, probs) -> None:
+        """Blend the probabilities of the window in grid row ``r``, column ``k`` (top-left x0, y0) in."""
+        grid, ops = self.grid, self.ops
+        edges = (r == 0, r == len(grid.ys) - 1, k == 0, k == len(grid.xs) - 1)
+        weight = self.weights.get(edges)
+        if weight is None:
+            weight = self.weights[edges] = ops.weight(grid.wy[r][:, None] * self.wx[k][None, :])
+        c0 = x0 - self.span0
+        # in place (no second window-sized temporary); the weight is < 1 only where windows overlap
+        ops.apply_weight(probs, weight, tuple(0 if edge else grid.ov for edge in edges))
+        for ring0, src0, n in _ring_slices(y0, grid.rows, grid.rows):
+            self.acc[:, ring0 : ring0 + n, c0 : c0 + grid.win] += probs[:, src0 : src0 + n]
+            self.valid[ring0 : ring0 + n, c0 : c0 + grid.win] = valid[src0 : src0 + n]
+
+    def flush(self, y_a: int, y_b: int, sink: BlockSink, chunk: int = 64) -> None:
+        """Normalise, classify and hand over rows [y_a, y_b) of the panel's columns, then clear them.
+
+        Rows go out in chunks of at most ``chunk`` rows so the temporaries stay small on wide panels."""
+        grid, ops, px0, px1 = self.grid, self.ops, self.px0, self.px1
+        cols = slice(px0 - self.span0, px1 - self.span0)
+        pieces = [(r0 + k, s0 + k, min(chunk, n - k))
+                  for r0, s0, n in _ring_slices(y_a, y_b - y_a, grid.rows) for k in range(0, n, chunk)]
+        for ring0, src0, n in pieces:
+            y = y_a + src0
+            block = self.acc[:, ring0 : ring0 + n, cols]
+            if grid.settings.confidence:
+                norm = ops.weight(grid.sy[y : y + n, None] * grid.sx[None, px0:px1])
+                classes, conf = ops.classify(block / norm, True)
+            else:  # the class is the same without normalising: the blend weights' sum is positive
+                classes, conf = ops.classify(block, False)
+            valid = self.valid[ring0 : ring0 + n, cols]
+            classes[~valid] = 0
+            if conf is not None:
+                conf[~valid] = -1.0
+            sink(px0, y, classes, conf)
+            self.acc[:, ring0 : ring0 + n] = 0.0
 
 
 def _ring_slices(y0: int, n: int, size: int) -> list[tuple[int, int, int]]:
@@ -289,8 +312,8 @@ def _ring_slices(y0: int, n: int, size: int) -> list[tuple[int, int, int]]:
 def _predict_centre_crop(inp, ops, settings, sink, progress, reader) -> None:
     """The reference scheme: 512 windows, stride 256, central 256x256 kept, zero padding before normalising."""
     keep, win, pad = 256, 512, 128
-    W, H = inp.width, inp.height
-    nx, ny = -(-W // keep), -(-H // keep)
+    width, height = inp.width, inp.height
+    nx, ny = -(-width // keep), -(-height // keep)
     total, counter = nx * ny, [0]
 
     def read(wnd):
@@ -299,15 +322,15 @@ def _predict_centre_crop(inp, ops, settings, sink, progress, reader) -> None:
 
     for i in range(ny):
         y = i * keep
-        h = min(keep, H - y)
+        h = min(keep, height - y)
         windows = [(j, j * keep - pad, y - pad) for j in range(nx)]
-        row_classes = np.zeros((h, W), dtype=np.uint8)
-        row_conf = np.zeros((h, W), dtype=np.float32) if settings.confidence else None
-        row_valid = np.zeros((h, W), dtype=bool)
+        row_classes = np.zeros((h, width), dtype=np.uint8)
+        row_conf = np.zeros((h, width), dtype=np.float32) if settings.confidence else None
+        row_valid = np.zeros((h, width), dtype=bool)
         for (j, _, _), valid, probs in _run_batches(windows, read, ops, settings.batch_size,
                                                     progress, counter, total, reader):
             x = j * keep
-            w = min(keep, W - x)
+            w = min(keep, width - x)
             classes, conf = ops.classify(probs[:, pad : pad + h, pad : pad + w], settings.confidence)
             row_classes[:, x : x + w] = classes
             row_valid[:, x : x + w] = valid[pad : pad + h, pad : pad + w]

@@ -256,21 +256,7 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
     """
     if isinstance(path_or_paths, (list, tuple)):
         paths = [os.fspath(p) for p in path_or_paths]
-        if len(paths) == 1:
-            return detect(paths[0])
-        names = [s2_band_name(p) for p in paths]
-        for p in paths:
-            open_dataset(p)  # clear errors for missing or unreadable files
-        if s2_band_files(paths) is not None:
-            return PROFILES["sentinel2"], (
-                "four files named for Sentinel-2 bands B02, B03, B04 and B08: stacked as B,G,R,NIR"
-            )
-        raise FbpError(
-            f"{len(paths)} band files were given but they are not the four Sentinel-2 files B02, B03, "
-            "B04, B08 "
-            f"(found bands {', '.join(n or '?' for n in names)}); stack the bands into one raster "
-            f"(gdalbuildvrt -separate) and choose a sensor: {_choices()}."
-        )
+        return detect(paths[0]) if len(paths) == 1 else _detect_band_files(paths)
     path = os.fspath(path_or_paths)
     ds = open_dataset(path)
     n = ds.RasterCount
@@ -293,6 +279,35 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
             "explicitly with "
             f"{_CUSTOM_HELP} (a band may repeat, at the cost of accuracy)."
         )
+    found = _by_metadata(md, n) or _by_layout(n, dtype, interp, descs)
+    if found is not None:
+        return found
+    listing = ", ".join(f"{c}" for c in interp)
+    raise FbpError(
+        f"Cannot tell which sensor made {path} ({n} bands of {dtype}, colour interpretation {listing}); "
+        f"choose its sensor profile (the Sensor box in QGIS, --sensor on the command line): {_choices()}."
+    )
+
+
+def _detect_band_files(paths: list[str]) -> tuple[SensorProfile, str]:
+    """Several files are a sensor only as the four Sentinel-2 band files."""
+    names = [s2_band_name(p) for p in paths]
+    for p in paths:
+        open_dataset(p)  # clear errors for missing or unreadable files
+    if s2_band_files(paths) is not None:
+        return PROFILES["sentinel2"], (
+            "four files named for Sentinel-2 bands B02, B03, B04 and B08: stacked as B,G,R,NIR"
+        )
+    raise FbpError(
+        f"{len(paths)} band files were given but they are not the four Sentinel-2 files B02, B03, "
+        "B04, B08 "
+        f"(found bands {', '.join(n or '?' for n in names)}); stack the bands into one raster "
+        f"(gdalbuildvrt -separate) and choose a sensor: {_choices()}."
+    )
+
+
+def _by_metadata(md: str, n: int) -> tuple[SensorProfile, str] | None:
+    """A profile named by the raster's metadata (satellite id, PlanetScope, Sentinel-2)."""
     for key, prof in (("GF2", "gaofen2"), ("GF1", "gaofen1")):
         if re.search(rf"SATELLITE_?ID={key}\b|\b{key}_PMS", md):
             return PROFILES[prof], f"metadata names the satellite {key}"
@@ -300,6 +315,11 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
         return PROFILES["planetscope"], f"metadata names PlanetScope and the raster has {n} bands"
     if re.search(r"SENTINEL-?2", md) and n in PROFILES["sentinel2"].band_order:
         return PROFILES["sentinel2"], f"metadata names Sentinel-2 and the raster has {n} bands"
+    return None
+
+
+def _by_layout(n: int, dtype: str, interp: list[str], descs: list[str]) -> tuple[SensorProfile, str] | None:
+    """A profile the band count, data type, descriptions or colour interpretation give away."""
     if n == 13:
         return PROFILES["sentinel2"], (
             "13 bands, the Sentinel-2 L1C stack B01..B12 with B10: NIR,R,G,B = bands 8,4,3,2"
@@ -326,8 +346,4 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
             f"4 bands with colour interpretation Blue, Green, Red, {interp[3]}: B,G,R,NIR, so NIR,R,G,B "
             "= 4,3,2,1"
         )
-    listing = ", ".join(f"{c}" for c in interp)
-    raise FbpError(
-        f"Cannot tell which sensor made {path} ({n} bands of {dtype}, colour interpretation {listing}); "
-        f"choose its sensor profile (the Sensor box in QGIS, --sensor on the command line): {_choices()}."
-    )
+    return None

@@ -172,38 +172,13 @@ def _record(entry: mf.SceneEntry, res: dict) -> None:
 def map_many(job: ManyJob, progress: ProgressFn | None = None,
              is_cancelled: CancelFn | None = None) -> ManyResult:
     """Map every input scene, then compose one mosaic with areas (and zonal statistics)."""
-    from ..models.card import file_sha256
-    from ..models.registry import resolve
-
     t0 = time.monotonic()
     prog = Progress(progress, is_cancelled)
     if job.overlap not in RULES:
         raise FbpError(f"Unknown overlap rule {job.overlap!r}; choose one of {', '.join(RULES)}.")
     out, man_path = _prepare_folder(job)
     paths = expand_inputs(job.inputs, exclude=out)
-    model_path = resolve(job.request.model, job.request.models_dir)
-    model_sha = file_sha256(model_path)
-    previous = {} if job.overwrite else mf.load_previous(man_path)
-    settings = {"software": SOFTWARE, "sensor": job.request.sensor, "sensors": job.sensors,
-                **{name: _setting(job.request, name) for name in (*SCENE_KEY_FIELDS, "device", "backend")},
-                "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
-                "zone_field": job.zone_field}
-    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path), "sha256": model_sha})
-    for path, name in zip(paths, _names(paths), strict=True):
-        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
-        fp = mf.fingerprint(path)
-        key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
-        outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
-                   "confidence": str(out / "scenes" / f"{name}_confidence.tif")}
-        date, date_source = scene_date(path)
-        old = previous.get(path)
-        if mf.is_reusable(old, key) and old.outputs == outputs:
-            old.date, old.date_source, old.name = date, date_source, name
-            man.scenes.append(old)
-        else:
-            man.scenes.append(mf.SceneEntry(input=path, name=name, sensor=sensor, key=key, fingerprint=fp,
-                                            outputs=outputs, date=date, date_source=date_source,
-                                            pixels=_pixels(path)))
+    man = _manifest(job, out, man_path, paths)
     todo = [s for s in man.scenes if s.state != mf.DONE]
     skipped = len(man.scenes) - len(todo)
     man.save()
@@ -241,6 +216,38 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
     result.seconds = time.monotonic() - t0
     prog(1.0, f"Done: {len(done)} scenes in the mosaic, {len(failed)} failed")
     return result
+
+
+def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.Manifest:
+    """The job's manifest: its settings and model, and a scene entry per input (an earlier run's entry when that
+    scene is done with the same key and outputs, so it is kept)."""
+    from ..models.card import file_sha256
+    from ..models.registry import resolve
+
+    model_path = resolve(job.request.model, job.request.models_dir)
+    model_sha = file_sha256(model_path)
+    previous = {} if job.overwrite else mf.load_previous(man_path)
+    settings = {"software": SOFTWARE, "sensor": job.request.sensor, "sensors": job.sensors,
+                **{name: _setting(job.request, name) for name in (*SCENE_KEY_FIELDS, "device", "backend")},
+                "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
+                "zone_field": job.zone_field}
+    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path), "sha256": model_sha})
+    for path, name in zip(paths, _names(paths), strict=True):
+        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
+        fp = mf.fingerprint(path)
+        key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
+        outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
+                   "confidence": str(out / "scenes" / f"{name}_confidence.tif")}
+        date, date_source = scene_date(path)
+        old = previous.get(path)
+        if mf.is_reusable(old, key) and old.outputs == outputs:
+            old.date, old.date_source, old.name = date, date_source, name
+            man.scenes.append(old)
+        else:
+            man.scenes.append(mf.SceneEntry(input=path, name=name, sensor=sensor, key=key, fingerprint=fp,
+                                            outputs=outputs, date=date, date_source=date_source,
+                                            pixels=_pixels(path)))
+    return man
 
 
 def _scene_message(entry: mf.SceneEntry, k: int, n: int, message: str) -> str:

@@ -339,8 +339,8 @@ def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike, con
                 opts = replace(opts, iterations=_epoch_iterations(target, patch, opts))
             info = _adapt_in_place(model, target, src, opts, prog.stage(0.02, 0.98), device)
             prog.check()
-            new_card = _adapted_card(card, model_path, target, stats, src, opts, patch, device, info,
-                                     name or model_stem(out))
+            run = {"normalisation": f"per-image statistics ({stats})", "patch": patch, "device": device}
+            new_card = _adapted_card(card, model_path, target, src, opts, {**run, **info}, name or model_stem(out))
             prog(1.0, f"Adapted in {info['iterations']} iteration(s); final pseudo-label share "
                       f"{info['final_pseudo_label_share']:.1%}")
             return save_checkpoint(out, model.cpu(), new_card)
@@ -359,9 +359,10 @@ def _epoch_iterations(target, patch: int, opts: AdaptOptions) -> int:
     return opts.epochs * max(1, math.ceil(per_epoch / opts.batch_size))
 
 
-def _adapted_card(card: ModelCard, model_path, target, stats: str, src: _Source, opts: AdaptOptions, patch: int,
-                  device: str, info: dict, name: str) -> ModelCard:
-    """The adapted model's card: the target's statistics and sensor (one target image), and the provenance."""
+def _adapted_card(card: ModelCard, model_path, target, src: _Source, opts: AdaptOptions, run: dict,
+                  name: str) -> ModelCard:
+    """The adapted model's card: the target's statistics and sensor (one target image), and the provenance
+    (``run``: how it ran — normalisation, patch, device — and what run_adaptation reported)."""
     from ..io.normalize import Stats
 
     adapted_stats = None
@@ -378,14 +379,13 @@ def _adapted_card(card: ModelCard, model_path, target, stats: str, src: _Source,
         "adapted_to": [str(p) for p in target.paths],
         "target_sensors": [getattr(p, "name", None) for p in target.profiles],
         "target_gsd": [float(getattr(i, "gsd", 0.0) or 0.0) for i in target.inputs],
-        "normalisation": f"per-image statistics ({stats})",
         "source_used": src.description,
         "factor": opts.factor, "class_quota": opts.class_quota, "lr": opts.lr,
         "batch_size": opts.batch_size, "source_batch_size": opts.source_batch_size or opts.batch_size,
-        "patch": patch, "seed": opts.seed, "device": device,
+        "seed": opts.seed,
         "budget": {k: v for k, v in (("iterations", opts.iterations), ("seconds", opts.seconds),
                                      ("epochs", opts.epochs)) if v is not None},
-        **info,
+        **run,
     }
     sensors = {getattr(p, "name", None) for p in target.profiles}
     return ModelCard(**{**card.to_dict(), "stats": adapted_stats or card.stats,

@@ -151,6 +151,7 @@ def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what
     """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
     exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
     from fbp_landcover.engine import mapping
+    from fbp_landcover.engine.mapping import run as mapping_run
     from fbp_landcover.engine.models import devices
 
     monkeypatch.setattr(devices, "cuda_device_name", lambda: None)
@@ -161,7 +162,7 @@ def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_auto.tif"), **req),
                                 lambda f, m: messages.append(m))
     assert res.backend == "torch" and "Preparing the model to run" in " ".join(messages)
-    monkeypatch.setattr(mapping, "ADAPTED_ONNX_MIN_PIXELS", 0)
+    monkeypatch.setattr(mapping_run, "ADAPTED_ONNX_MIN_PIXELS", 0)
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_big.tif"), **req))
     assert res.backend == "onnx"
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_onnx.tif"), backend="torch", **req))

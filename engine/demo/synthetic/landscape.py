@@ -107,7 +107,10 @@ def _cuts(rng: np.random.Generator, length: int, lo: int, hi: int) -> list[int]:
 
 def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
                 class_mix: str | ClassMix = "source", gsd: float = 4.0) -> np.ndarray:
-    """A uint8 FBP label map (0..24) of ``size`` pixels at ``gsd`` metres for a landscape of ``class_mix``."""
+    """A uint8 FBP label map (0..24) of ``size`` pixels at ``gsd`` metres for a landscape of ``class_mix``.
+
+    Drawn in layers, each from the same generator in turn: zones, blocks and parcels, hills, water, the railway,
+    roads, point features and snow."""
     rows, cols = (size, size) if isinstance(size, int) else size
     shape = (rows, cols)
     mix = get_mix(class_mix)
@@ -120,12 +123,31 @@ def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
     zone_f = smooth_noise(rng, shape, m(700)) + 0.35 * smooth_noise(rng, shape, m(150))
     urban = zone_u > np.quantile(zone_u, 1 - mix.urban)
     forest = (zone_f > np.quantile(zone_f, 1 - mix.forest)) & ~urban
-
-    # Blocks between roads; farmland blocks split into parcels (strips) of one crop each.
     ys, xs = _cuts(rng, rows, m(240), m(560)), _cuts(rng, cols, m(240), m(560))
+    blocks = _blocks(rng, lab, ys, xs, urban, mix, m)
+    _hills(rng, lab, zone_f, urban, forest, mix, m)
+    _water(rng, lab, blocks, mix, m)
+    rail = _line_distance(shape, (rng.uniform(0, rows), 0), (rng.uniform(0, rows), cols)) < max(1, m(5))
+    lab[rail] = 0  # unlabelled ballast
+    _station(rng, lab, rail, m)
+    _roads(rng, lab, ys, xs, m)
+    _features(rng, lab, blocks, mix, m)
+    if rng.random() < mix.snow:
+        hill = np.argwhere(forest)
+        if len(hill):
+            cy, cx = hill[int(np.argmax(zone_f[forest]))]
+            _ellipse(lab, cy, cx, m(rng.uniform(40, 90)), m(rng.uniform(40, 90)), SNOW, rng, wobble=0.4)
+    return lab
+
+
+def _blocks(rng, lab: np.ndarray, ys: list[int], xs: list[int], urban: np.ndarray, mix: ClassMix,
+            m) -> list[tuple[int, int, int, int, bool]]:
+    """Blocks between roads: urban ones of one kind, farmland ones split into parcels (strips) of one crop
+    each; every town gets housing. Returns the blocks (y0, y1, x0, x1, urban)."""
+    rows, cols = lab.shape
     blocks: list[tuple[int, int, int, int, bool]] = []
-    for a, b in zip(ys[:-1], ys[1:]):
-        for c, d in zip(xs[:-1], xs[1:]):
+    for a, b in zip(ys[:-1], ys[1:], strict=True):
+        for c, d in zip(xs[:-1], xs[1:], strict=True):
             y0, y1, x0, x1 = max(a, 0), min(b, rows), max(c, 0), min(d, cols)
             if y0 >= y1 or x0 >= x1:
                 continue
@@ -147,17 +169,24 @@ def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
         y0, y1, x0, x1, _ = max(town, key=lambda bk: (bk[1] - bk[0]) * (bk[3] - bk[2]))
         lab[y0:y1, x0:x1] = URBAN  # every town has housing
     lab[urban & (lab == 0)] = URBAN
+    return blocks
 
-    # Hills: arbor forest, shrub at the edges, meadow clearings; bareland and meadow patches elsewhere.
+
+def _hills(rng, lab: np.ndarray, zone_f: np.ndarray, urban: np.ndarray, forest: np.ndarray, mix: ClassMix,
+           m) -> None:
+    """Hills: arbor forest, shrub at the edges, meadow clearings; bareland and meadow patches elsewhere."""
     edge = zone_f < np.quantile(zone_f, 1 - mix.forest * 0.55)
     lab[forest] = ARBOR
     lab[forest & edge] = SHRUB
-    patches = smooth_noise(rng, shape, m(120))
+    patches = smooth_noise(rng, lab.shape, m(120))
     lab[(patches > np.quantile(patches, 1 - mix.meadow)) & ~urban] = MEADOW
-    bare = smooth_noise(rng, shape, m(90))
+    bare = smooth_noise(rng, lab.shape, m(90))
     lab[(bare > np.quantile(bare, 1 - mix.bare)) & ~urban & ~forest] = BARE
 
-    # Water: lakes, ponds, a fish-pond grid in one farmland block, a meandering river.
+
+def _water(rng, lab: np.ndarray, blocks: list, mix: ClassMix, m) -> None:
+    """Water: lakes, ponds, a fish-pond grid in one farmland block, a meandering river."""
+    rows, cols = lab.shape
     for _ in range(int(rng.poisson(mix.lakes)) or (1 if rng.random() < mix.lakes else 0)):
         _ellipse(lab, rng.uniform(0, rows), rng.uniform(0, cols), m(rng.uniform(120, 320)),
                  m(rng.uniform(160, 420)), LAKE, rng, wobble=0.35, angle=rng.uniform(0, np.pi))
@@ -174,13 +203,11 @@ def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
                 lab[py:min(py + ph, y1 - dyke), px:min(px + pw, x1 - dyke)] = FISH_POND
     _river(rng, lab, m)
 
-    # Railway (unlabelled ballast) with its station and a square in front.
-    rail = _line_distance(shape, (rng.uniform(0, rows), 0), (rng.uniform(0, rows), cols)) < max(1, m(5))
-    lab[rail] = 0
-    _station(rng, lab, rail, m)
 
-    # Roads on every block edge (some wide), one diagonal road, an overpass where it crosses a main road.
-    road = np.zeros(shape, bool)
+def _roads(rng, lab: np.ndarray, ys: list[int], xs: list[int], m) -> None:
+    """Roads on every block edge (some wide), one diagonal road, an overpass where it crosses a main road."""
+    rows, cols = lab.shape
+    road = np.zeros(lab.shape, bool)
     for cuts, axis in ((ys, 0), (xs, 1)):
         for k, pos in enumerate(cuts):
             w = m(14) if k % 3 == 1 else m(7)
@@ -190,20 +217,12 @@ def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
             else:
                 road[:, lo:hi] = True
     p0, p1 = (rng.uniform(0, rows * 0.3), 0.0), (rng.uniform(rows * 0.7, rows), float(cols))
-    diag = _line_distance(shape, p0, p1) < m(8)
+    diag = _line_distance(lab.shape, p0, p1) < m(8)
     lab[road | diag] = ROAD
     main = [p for k, p in enumerate(xs) if k % 3 == 1 and 0 < p < cols] or [cols // 2]
     cx = main[int(rng.integers(len(main)))]
     cy = p0[0] + (p1[0] - p0[0]) * cx / cols
     _ellipse(lab, cy, cx, m(20), m(70), OVERPASS, angle=np.arctan2(p1[0] - p0[0], cols))
-
-    _features(rng, lab, blocks, mix, m)
-    if rng.random() < mix.snow:
-        hill = np.argwhere(forest)
-        if len(hill):
-            cy, cx = hill[int(np.argmax(zone_f[forest]))]
-            _ellipse(lab, cy, cx, m(rng.uniform(40, 90)), m(rng.uniform(40, 90)), SNOW, rng, wobble=0.4)
-    return lab
 
 
 def _river(rng: np.random.Generator, lab: np.ndarray, m) -> None:
