@@ -7,7 +7,6 @@ from pathlib import Path
 
 from qgis.core import (
     QgsProcessingAlgorithm,
-    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterEnum,
@@ -106,10 +105,6 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         ok, problem = self.canExecute()
         if not ok:
             raise QgsProcessingException(problem)
-
-    @staticmethod
-    def context_or_new(context: QgsProcessingContext | None) -> QgsProcessingContext:
-        return context if context is not None else QgsProcessingContext()
 
     # ---- parameters shared by the mapping algorithms -------------------------------------------
 

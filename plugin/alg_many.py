@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -86,11 +85,6 @@ class MapLandCoverMany(FbpAlgorithm):
         self.addOutput(QgsProcessingOutputFile("ZONES_TABLE", tr("Area table per zone")))
         self.addOutput(QgsProcessingOutputFile("MANIFEST", tr("Job manifest")))
         self.addOutput(QgsProcessingOutputNumber("FAILED", tr("Failed scenes")))
-
-    def _enum(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
-        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
-        param.setUsesStaticStrings(True)
-        return param
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Resolve layers on the main thread (the dock runs processAlgorithm in a task)."""

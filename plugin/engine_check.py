@@ -17,8 +17,9 @@ SETUP_HINT = (
 
 
 @lru_cache(maxsize=1)
-def _check() -> str | None:
-    """None when torch and segmentation-models-pytorch import and load; else the one-sentence problem."""
+def engine_problem() -> str | None:
+    """The sentence saying why the engine cannot run here (torch or segmentation-models-pytorch does not load),
+    or None when it can (cached per session)."""
     try:
         from ..engine.models.torch_import import import_smp, import_torch
 
@@ -40,14 +41,9 @@ def _sentence(package: str, exc: BaseException) -> str:
     )
 
 
-def engine_problem() -> str | None:
-    """The sentence saying why the engine cannot run here, or None when it can (cached per session)."""
-    return _check()
-
-
 def reset() -> None:
     """Forget the cached result (after the user fixed the environment)."""
-    _check.cache_clear()
+    engine_problem.cache_clear()
 
 
 def _version(module: str) -> str:

@@ -47,9 +47,6 @@ class ConfusionMatrix:
         n = self.k + 1
         self.matrix += np.bincount(ref * n + pred, minlength=n * n).reshape(n, n)
 
-    def merge(self, other: ConfusionMatrix) -> None:
-        self.matrix += other.matrix
-
     def scores(self) -> dict:
         """Overall accuracy, kappa, per-class table and means (see the module docstring)."""
         return scores(self.matrix, self.names)

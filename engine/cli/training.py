@@ -20,12 +20,6 @@ from ..training.fbp_dataset import IMAGE_KINDS
 from . import EXIT_OK
 
 
-def _close(progress) -> None:
-    close = getattr(progress, "close", None)
-    if close is not None:
-        close()
-
-
 def _smp_spec(args) -> dict:
     """The TrainConfig fields of the architecture options."""
     if args.arch == "fbp_unet":
@@ -62,7 +56,7 @@ def cmd_train(args, progress) -> int:
                          stats=args.stats, image=args.image, device=args.device, resume=args.resume,
                          seed=args.seed, val_patches=args.val_patches)
     card = train_source(args.source, out, config, progress=progress)
-    _close(progress)
+    progress.close()
     from ..training.source_memory import memory_path
 
     p = card.provenance
@@ -95,7 +89,7 @@ def cmd_adapt(args, progress) -> int:
     config = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
     card = adapt(args.model, list(args.target), out=out, config=config, source=source, sensor=args.sensor,
                  stats=args.stats, models_dir=args.models_dir, progress=progress)
-    _close(progress)
+    progress.close()
     p = card.provenance
     print(f"Adapted model: {out}")
     print(f"  method {p.get('method')}, {p.get('iterations')} iteration(s) in {p.get('seconds', 0):.1f} s; "
@@ -113,7 +107,7 @@ def cmd_evaluate(args, progress) -> int:
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
                       out_prefix=str(prefix), reference_field=args.field, reference_layer=args.layer,
                       progress=progress)
-    _close(progress)
+    progress.close()
 
     def f(v):
         return "n/a" if v is None else f"{v:.4f}"
@@ -132,7 +126,7 @@ def cmd_demo(args, progress) -> int:
 
     summary = run_demo(args.out, seed=args.seed, quick=args.quick, overwrite=args.overwrite,
                        progress=progress)
-    _close(progress)
+    progress.close()
     print(summary["text"])
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "text"}, indent=2, default=str))

@@ -50,11 +50,6 @@ def axis_weight_sum(length: int, window: int, overlap: int) -> np.ndarray:
     return total[:length]
 
 
-def centre_crop_grid(length: int, keep: int = 256) -> int:
-    """Number of reference-scheme windows along an axis: each keeps ``keep`` central pixels."""
-    return -(-length // keep)
-
-
 def windows_needed(length: int, window: int, overlap: int) -> int:
     return len(axis_starts(length, window, overlap))
 

@@ -113,29 +113,25 @@ class SensorProfile:
         )
 
 
-def _p(**kw) -> SensorProfile:
-    return SensorProfile(**kw)
-
-
 PROFILES: dict[str, SensorProfile] = {
     p.name: p
     for p in [
-        _p(name="gaofen2", title="Gaofen-2 PMS multispectral (B,G,R,NIR, 10-bit DN, 4 m)", gsd=4.0,
+        SensorProfile(name="gaofen2", title="Gaofen-2 PMS multispectral (B,G,R,NIR, 10-bit DN, 4 m)", gsd=4.0,
            band_order={4: (4, 3, 2, 1)}, bit_depth=10),
-        _p(name="gaofen1", title="Gaofen-1 PMS multispectral (B,G,R,NIR, 10-bit DN, 8 m)", gsd=8.0,
+        SensorProfile(name="gaofen1", title="Gaofen-1 PMS multispectral (B,G,R,NIR, 10-bit DN, 8 m)", gsd=8.0,
            band_order={4: (4, 3, 2, 1)}, bit_depth=10),
-        _p(name="planetscope",
+        SensorProfile(name="planetscope",
            title="PlanetScope surface reflectance (4-band B,G,R,NIR or 8-band; x10000; 3 m)",
            gsd=3.0, band_order={4: (4, 3, 2, 1), 8: (8, 6, 4, 2)}, reflectance=True, working_gsd=4.0),
-        _p(name="sentinel2",
+        SensorProfile(name="sentinel2",
            title="Sentinel-2 L1C/L2A (13-, 12- or 4-band stack, or B02,B03,B04,B08 files; 10 m)",
            gsd=10.0, band_order={13: (8, 4, 3, 2), 12: (8, 4, 3, 2), 4: (4, 3, 2, 1)}, reflectance=True,
            offset_from_metadata=True),
-        _p(name="fbp8bit", title="Five-Billion-Pixels 8-bit NIR,R,G,B files (CMYK-tagged, read raw; 4 m)",
+        SensorProfile(name="fbp8bit", title="Five-Billion-Pixels 8-bit NIR,R,G,B files (CMYK-tagged, read raw; 4 m)",
            gsd=4.0, band_order={4: (1, 2, 3, 4)}, raw_gtiff=True),
-        _p(name="rgbn", title="Generic 4-band R,G,B,NIR (aerial such as NAIP)", gsd=None,
+        SensorProfile(name="rgbn", title="Generic 4-band R,G,B,NIR (aerial such as NAIP)", gsd=None,
            band_order={4: (4, 1, 2, 3)}),
-        _p(name="bgrn", title="Generic 4-band B,G,R,NIR", gsd=None, band_order={4: (4, 3, 2, 1)}),
+        SensorProfile(name="bgrn", title="Generic 4-band B,G,R,NIR", gsd=None, band_order={4: (4, 3, 2, 1)}),
     ]
 }
 

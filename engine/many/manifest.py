@@ -91,12 +91,6 @@ class Manifest:
         self.write_seconds += time.perf_counter() - t0
         self.writes += 1
 
-    def counts(self) -> dict[str, int]:
-        out = {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0}
-        for s in self.scenes:
-            out[s.state] = out.get(s.state, 0) + 1
-        return out
-
 
 def load_previous(path: Path) -> dict[str, SceneEntry]:
     """Scenes of an earlier run of this job, by input path ({} when there is none)."""

@@ -29,9 +29,6 @@ def default_models_dir() -> Path:
     return Path.home() / ".local" / "share" / "fbp_landcover" / "models"
 
 
-default_folder = default_models_dir  # the name the CLI uses
-
-
 def _folder(folder: str | os.PathLike | None) -> Path:
     return default_models_dir() if folder is None else Path(folder).expanduser()
 

@@ -87,9 +87,8 @@ class FbpScene:
         path = files.image8 if image == "8bit" else files.image16
         if path is None:
             raise FbpError(f"FBP scene {files.name}: no {image} image was found; use the other image kind.")
-        self.image_path = str(path)
-        self.path = self.image_path  # what scene_stats names in its messages
-        self._img = gdal.Open(("GTIFF_RAW:" if image == "8bit" else "") + self.image_path)
+        self.path = str(path)
+        self._img = gdal.Open(("GTIFF_RAW:" if image == "8bit" else "") + self.path)
         if self._img.RasterCount != 4:
             raise FbpError(f"{path}: expected 4 bands (FBP layout), found {self._img.RasterCount}; "
                            "use the official Five-Billion-Pixels files.")

@@ -72,9 +72,6 @@ class LabelledRaster:
         self.width, self.height = self.inp.width, self.inp.height
         self.name = name or Path(image if isinstance(image, str) else image[0]).stem
         self.mapping = load_class_mapping(class_mapping)
-        self._lut = None
-        if self.mapping is not None:
-            self._lut = self.mapping
         try:
             src = gdal.Open(self.label_path)
         except RuntimeError as exc:
@@ -89,9 +86,9 @@ class LabelledRaster:
         band = self._lab.GetRasterBand(1)
         raw = band.ReadAsArray(x, y, w, h)
         nodata = band.GetNoDataValue()
-        if self._lut is not None:
+        if self.mapping is not None:
             out = np.zeros(raw.shape, np.uint8)
-            for value, idx in self._lut.items():
+            for value, idx in self.mapping.items():
                 out[raw == value] = idx
         else:
             if raw.max(initial=0) >= NUM_OUTPUTS or raw.min(initial=0) < 0:

@@ -329,10 +329,6 @@ class TargetSampler:
         imgs, valids = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)
         return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(valids))
 
-    @property
-    def valid_pixels_estimate(self) -> int:
-        return int(sum(i.width * i.height for i in self.inputs))
-
     def close(self) -> None:
         if self.owns_inputs:
             for inp in self.inputs:
