@@ -95,8 +95,7 @@ def table(all_runs: dict[int, dict], variants: list[str]) -> str:
             change = ("" if base is None or name == "source-only" else
                       " ".join(f"{100 * (r['miou'] - b):+.1f}" for r, b in zip(rows, base, strict=True)))
             lines.append(f"| {scene} | {name} | {mean['miou']:.3f} | {mean['coarse_miou']:.3f} | "
-                         f"{mean['oa']:.3f} | "
-                         f"{mean['coarse_oa']:.3f} | {change} |")
+                         f"{mean['oa']:.3f} | {mean['coarse_oa']:.3f} | {change} |")
     return "\n".join(lines)
 
 

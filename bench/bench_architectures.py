@@ -61,10 +61,9 @@ def arch_args(name: str) -> dict:
 
 
 def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
+    from bench.bench_adaptation import score
     from fbp_landcover.engine.demo import synthetic, train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
-
-    from bench.bench_adaptation import score
 
     d = root / f"seed{seed}"
     shutil.rmtree(d, ignore_errors=True)
@@ -100,8 +99,8 @@ def table(runs: dict[int, dict], archs: list[str]) -> str:
     seeds = sorted(runs)
     cols = ("target source-only", "target adapted", "control source-only")
     lines = [f"seeds: {', '.join(map(str, seeds))}", "",
-             "| architecture | target mIoU, source-only | target mIoU, adapted | control mIoU | "
-             "coarse mIoU (target, adapted) | per seed (target adapted) | train s | adapt s |",
+             "| architecture | target mIoU, source-only | target mIoU, adapted | control mIoU | coarse mIoU "
+             "(target, adapted) | per seed (target adapted) | train s | adapt s |",
              "|---|---:|---:|---:|---:|---|---:|---:|"]
     for name in archs:
         rows = [runs[s][name] for s in seeds]

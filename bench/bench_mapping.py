@@ -27,7 +27,8 @@ PY = sys.executable
 
 
 def write_raster(path: Path, size: int, height: int | None = None) -> None:
-    """A 4-band uint8 R,G,B,NIR raster (size x height) with smooth structure, written in strips (bounded memory)."""
+    """A 4-band uint8 R,G,B,NIR raster (size x height) with smooth structure, written in strips (bounded
+    memory)."""
     import numpy as np
     from osgeo import gdal, osr
 
@@ -61,13 +62,15 @@ def repeated_vrt(src: Path, dst: Path, size: int, tile: int) -> None:
             w, h = min(tile, size - x), min(tile, size - y)
             for b in range(1, 5):
                 blocks.append((b, f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename>'
-                                  f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                                  f'<SourceBand>{b}</SourceBand>'
+                                  f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
                                   f'<DstRect xOff="{x}" yOff="{y}" xSize="{w}" ySize="{h}"/></SimpleSource>'))
     ds = gdal.Open(str(src))
     srs = ds.GetProjection()
     gt = ds.GetGeoTransform()
     bands = "".join(
-        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(s for bb, s in blocks if bb == b) + "</VRTRasterBand>"
+        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(s for bb,
+                                                                s in blocks if bb == b) + "</VRTRasterBand>"
         for b in range(1, 5))
     dst.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{srs}</SRS>'
                    f'<GeoTransform>{", ".join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>')
@@ -134,10 +137,10 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
     t = time.perf_counter()
     if method == "reference":
         import numpy as np
-        from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
-        from fbp_landcover.engine.models.loading import load_model
 
         from bench.reference_scheme import reference_map
+        from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
+        from fbp_landcover.engine.models.loading import load_model
 
         net, _, _ = load_model(model)
         classes = reference_map(raster, net, FBP_SOURCE_STATS.mean, FBP_SOURCE_STATS.std)
@@ -154,7 +157,8 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         small = str(Path(out).with_suffix(".warm.tif"))
         write_raster(Path(small), 64)
         t_warm = time.perf_counter()
-        warm_kw = {k: v for k, v in kw.items() if k != "adapt"}  # an adapted model is exported in the timed run
+        warm_kw = {k: v for k,
+                   v in kw.items() if k != "adapt"}  # an adapted model is exported in the timed run
         map_landcover(MapRequest(image=small, output=small + ".map.tif", model=model, sensor="rgbn",
                                  overwrite=True, **warm_kw))
         warm = time.perf_counter() - t_warm
@@ -185,12 +189,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2048, help="raster for the authors' U-Net")
     ap.add_argument("--compact-size", type=int, default=4096, help="raster for the compact model")
     ap.add_argument("--scene", default="7300x6908", help="WxH of a whole-scene raster for the compact model "
-                    "(a Gaofen-2 scene's size); empty to skip")
+                                                         "(a Gaofen-2 scene's size); empty to skip")
     ap.add_argument("--adapt-iterations", type=int, default=50,
-                    help="map the compact-size raster with quick adaptation first (the dock's default effort); 0 to skip")
+                    help="map the compact-size raster with quick adaptation first "
+                         "(the dock's default effort); 0 to skip")
     ap.add_argument("--big", type=int, default=0, help="also the compact model on a BIG x BIG virtual raster")
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--big-only", action="store_true", help="only the --big row (peak memory on a huge raster)")
+    ap.add_argument("--big-only", action="store_true", help="only the --big row "
+                                                            "(peak memory on a huge raster)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -218,7 +224,8 @@ def main() -> None:
         if not args.skip_reference:
             ref = run_child("reference", r1, unet, tmp / "ref.npy")
             rows.append(("reference scheme (authors' U-Net, torch)", "fbp_unet", args.size, ref))
-        cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet, tmp / "cc.tif")
+        cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet,
+                       tmp / "cc.tif")
         rows.append(("engine centre-crop, torch", "fbp_unet", args.size, cc))
         if ref is not None:
             a = np.load(tmp / "ref.npy")
@@ -243,9 +250,11 @@ def main() -> None:
             rows.append((f"engine default, compact preset: {sw}x{sh} scene", "compact", (sw, sh), res))
         if args.adapt_iterations:
             adaptable = make_adaptable_compact(tmp / "adapt")
-            res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2, adaptable,
+            res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2,
+                            adaptable,
                             tmp / "a.tif")
-            rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run", "compact",
+            rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run",
+                         "compact",
                          args.compact_size, res))
     if args.big:
         vrt = tmp / f"big{args.big}.vrt"
@@ -262,9 +271,10 @@ def main() -> None:
         bound = rate / flops[arch] / 1e6
         ratio = f"{mpxs / base:.2f}" if base and arch == "fbp_unet" else "-"
         w, h = size if isinstance(size, tuple) else (size, size)
-        print(f"{label:58s} {w:>5d}x{h:<5d} {mpxs:8.3f} {r['seconds']:8.1f} {r['peak_rss_mb']:7.0f}MB {ratio:>6s} "
-              f"{mpxs / bound * 100:7.1f}% {r.get('warmup_s', 0):7.1f}s")
-        out.append({"method": label, "model": arch, "size": [w, h], "mpx_per_s": mpxs, "seconds": r["seconds"],
+        print(f"{label:58s} {w:>5d}x{h:<5d} {mpxs:8.3f} {r['seconds']:8.1f} {r['peak_rss_mb']:7.0f}MB "
+              f"{ratio:>6s} {mpxs / bound * 100:7.1f}% {r.get('warmup_s', 0):7.1f}s")
+        out.append({"method": label, "model": arch, "size": [w, h], "mpx_per_s": mpxs,
+                    "seconds": r["seconds"],
                     "peak_rss_mb": r["peak_rss_mb"], "ratio_to_reference": ratio, "bound_mpx_per_s": bound})
     if args.json:
         Path(args.json).write_text(json.dumps({"conv_gflops": rate / 1e9, "rows": out}, indent=2))

@@ -93,7 +93,7 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         return True, ""
 
     def run_engine(self, fn, *args, **kwargs):
-        """Call an engine function; FbpError (Cancelled included) becomes a QgsProcessingException."""
+        """Call an engine function; FbpError (CancelledError included) becomes a QgsProcessingException."""
         from ..engine.errors import FbpError
 
         try:
@@ -131,7 +131,8 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
             mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
             if not mapping:
                 raise QgsProcessingException(
-                    "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
+                    "The sensor is 'custom' but no band mapping was given; "
+                    "give one such as nir=4,r=1,g=2,b=3.")
             sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
         return sensor
 
@@ -139,7 +140,8 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
         from .models_folder import models_dir
 
-        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(models_dir())
+        model = (self.parameterAsString(parameters, "MODEL",
+                                        context) or "").strip() or default_model(models_dir())
         return self.sensor_spec(parameters, context), model
 
 
@@ -157,7 +159,8 @@ def default_model(models_dir: str) -> str:
     entries = model_entries(models_dir)
     if not entries:
         raise QgsProcessingException(
-            f"No model was given and the model folder {models_dir} is empty; add a model file with "
-            "'Add model…' in the FBP Land Cover panel or the fbplandcover:addmodel algorithm, or give its path."
+            f"No model was given and the model folder {models_dir} is empty; "
+            "add a model file with 'Add model…' in the FBP Land Cover panel "
+            "or the fbplandcover:addmodel algorithm, or give its path."
         )
     return entries[0].name

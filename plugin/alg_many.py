@@ -34,19 +34,20 @@ class MapLandCoverMany(FbpAlgorithm):
     DISPLAY = "Map land cover of many scenes (mosaic)"
     NEEDS_ENGINE = True
     HELP = (
-        "Maps many rasters with one model and joins the maps into one seamless mosaic.\n\n"
-        "<b>Input rasters</b> and/or <b>input folder</b> (its *.tif, *.tiff, *.jp2 and *.vrt files).\n"
-        "<b>Sensor</b>: 'auto' detects each scene's sensor; otherwise the one chosen applies to every "
-        "scene.\n"
-        "<b>Overlap rule</b>: 'confidence' = where scenes overlap the more confident pixel wins; 'recent' = "
-        "the newest scene wins (the date in the file name, e.g. 20230415, else the file's time); 'first' = "
-        "the first listed scene wins.\n"
-        "<b>Mosaic CRS</b> (default: the first scene's) and <b>resolution</b> (0 = the finest scene).\n"
-        "<b>Zones</b>: optional polygons; the class areas are then also given per zone.\n"
-        "The output folder holds scenes/ (one styled map and confidence raster per scene), mosaic.tif (a "
-        "cloud-optimised GeoTIFF with overviews), mosaic.vrt, mosaic_confidence.tif, areas.csv, zones.csv "
-        "and manifest.json. Running again into the same folder maps only new, changed or failed scenes.\n"
-        "<b>Dask scheduler</b> (advanced): the address of a running Dask cluster to spread the scenes over."
+        "Maps many rasters with one model "
+        "and joins the maps into one seamless mosaic.\n\n<b>Input rasters</b> and/or <b>input folder</b> "
+        "(its *.tif, *.tiff, *.jp2 and *.vrt files).\n<b>Sensor</b>: 'auto' detects each scene's sensor; "
+        "otherwise the one chosen applies to every scene.\n<b>Overlap rule</b>: "
+        "'confidence' = where scenes overlap the more confident pixel wins; 'recent' = the newest scene wins "
+        "(the date in the file name, e.g. 20230415, else the file's time); "
+        "'first' = the first listed scene wins.\n<b>Mosaic CRS</b> (default: "
+        "the first scene's) and <b>resolution</b> (0 = the finest scene).\n<b>Zones</b>: optional polygons; "
+        "the class areas are then also given per zone.\nThe output folder holds scenes/ "
+        "(one styled map and confidence raster per scene), mosaic.tif "
+        "(a cloud-optimised GeoTIFF with overviews), mosaic.vrt, mosaic_confidence.tif, areas.csv, "
+        "zones.csv and manifest.json. Running again into the same folder maps only new, "
+        "changed or failed scenes.\n<b>Dask scheduler</b> (advanced): "
+        "the address of a running Dask cluster to spread the scenes over."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -133,8 +134,8 @@ class MapLandCoverMany(FbpAlgorithm):
         feedback.pushInfo(f"Mapping {len(self._inputs)} input(s) with model {model} into {out_dir}.")
         result = self.run_engine(map_many, job, bridge.progress, bridge.is_cancelled)
         feedback.pushInfo(f"{result.mapped} scenes mapped, {result.skipped} already done, "
-                          f"{len(result.failed)} failed ({result.megapixels:.1f} Mpx in "
-                          f"{result.scene_seconds:.1f} s).")
+                          f"{len(result.failed)} failed "
+                          f"({result.megapixels:.1f} Mpx in {result.scene_seconds:.1f} s).")
         for path, error in result.failed:
             feedback.reportError(f"{path}: {error}", fatalError=False)
         if result.mosaic is None:

@@ -1,4 +1,5 @@
-"""fbplandcover:maplandcover — a raster layer to a styled 24-class land-cover map (plus confidence and areas)."""
+"""fbplandcover:maplandcover — a raster layer to a styled 24-class land-cover map (plus confidence and
+areas)."""
 
 from __future__ import annotations
 
@@ -26,18 +27,20 @@ class MapLandCover(FbpAlgorithm):
     DISPLAY = "Map land cover"
     NEEDS_ENGINE = True
     HELP = (
-        "Classifies a raster into the 24 Five-Billion-Pixels land-cover classes with a deep-learning model.\n\n"
-        "<b>Input raster</b>: a multispectral raster with near-infrared, red, green and blue bands.\n"
-        "<b>Sensor</b>: 'auto' detects it from the file (band count, data type, metadata) and fails with the "
-        "choices when it cannot tell; 'custom' uses the band mapping, e.g. nir=4,r=1,g=2,b=3,scale=255.\n"
-        "<b>Model</b>: a model file (.fbpmodel checkpoint, or the authors' unet_&lt;city&gt;.pth.tar), or the "
-        "name of a model in the model folder of your QGIS profile; empty = the first registered model.\n"
-        "<b>Quick adaptation</b>: that many iterations of unsupervised self-training (pseudo-labels) on this "
-        "image before mapping; slow on a CPU (minutes), 0 = map with the model as it is.\n"
-        "<b>Extent</b> and <b>mask</b> (non-zero pixels are left unclassified, e.g. clouds) are optional.\n"
-        "Outputs: the class raster (0 = no data, 1..24 the classes, styled with the official colours), optionally "
-        "a confidence raster (1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\n"
-        "Advanced: normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
+        "Classifies a raster into the 24 Five-Billion-Pixels land-cover classes "
+        "with a deep-learning model.\n\n<b>Input raster</b>: a multispectral raster with near-infrared, red, "
+        "green and blue bands.\n<b>Sensor</b>: 'auto' detects it from the file (band count, data type, "
+        "metadata) and fails with the choices when it cannot tell; 'custom' uses the band mapping, e.g. "
+        "nir=4,r=1,g=2,b=3,scale=255.\n<b>Model</b>: a model file (.fbpmodel checkpoint, "
+        "or the authors' unet_&lt;city&gt;.pth.tar), "
+        "or the name of a model in the model folder of your QGIS profile; "
+        "empty = the first registered model.\n<b>Quick adaptation</b>: "
+        "that many iterations of unsupervised self-training (pseudo-labels) on this image before mapping; "
+        "slow on a CPU (minutes), 0 = map with the model as it is.\n<b>Extent</b> and <b>mask</b> "
+        "(non-zero pixels are left unclassified, e.g. clouds) are optional.\nOutputs: the class raster "
+        "(0 = no data, 1..24 the classes, styled with the official colours), optionally a confidence raster "
+        "(1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\nAdvanced: "
+        "normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
         "how windows are stitched, the device (auto uses a CUDA GPU when torch sees one) and the backend."
     )
 
@@ -73,7 +76,8 @@ class MapLandCover(FbpAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None or not layer.isValid():
             raise QgsProcessingException(
-                f"The input raster {parameters.get('INPUT')!r} could not be opened; choose a raster layer or file.")
+                f"The input raster {parameters.get('INPUT')!r} could not be opened; "
+                "choose a raster layer or file.")
         self._input = layer_path(layer)
         self._input_name = layer.name()
         self._extent = None

@@ -21,10 +21,10 @@ class ClassAreas(FbpAlgorithm):
     NAME = "classareas"
     DISPLAY = "Class areas"
     HELP = (
-        "Writes the per-class area table of an FBP class raster (values 1..24; 0 = no data): class, name, colour, "
-        "pixels, hectares, km² and percentage of the mapped area, as CSV (and JSON beside it with the same name). "
-        "Pixel areas are true areas: constant in a projected CRS, per row (geodesic, on the ellipsoid) in a "
-        "geographic CRS."
+        "Writes the per-class area table of an FBP class raster (values 1..24; 0 = no data): class, name, "
+        "colour, pixels, hectares, km² and percentage of the mapped area, as CSV "
+        "(and JSON beside it with the same name). Pixel areas are true areas: constant in a projected CRS, "
+        "per row (geodesic, on the ellipsoid) in a geographic CRS."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -38,7 +38,8 @@ class ClassAreas(FbpAlgorithm):
 
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None:
-            raise QgsProcessingException("The land cover raster could not be opened; choose a raster layer or file.")
+            raise QgsProcessingException("The land cover raster could not be opened; "
+                                         "choose a raster layer or file.")
         source = layer_path(layer)
         output = Path(self.parameterAsFileOutput(parameters, "OUTPUT", context))
         feedback.setProgressText(f"Counting classes in {source}")
@@ -48,7 +49,8 @@ class ClassAreas(FbpAlgorithm):
         feedback.setProgress(100)
         for row in rows:
             if row["pixels"]:
-                feedback.pushInfo(f"{row['index']:2d} {row['name']}: {row['km2']:.4f} km² ({row['percent']:.2f} %)")
+                feedback.pushInfo(f"{row['index']:2d} {row['name']}: {row['km2']:.4f} km² "
+                                  f"({row['percent']:.2f} %)")
         return {"OUTPUT": str(output), "OUTPUT_JSON": str(json_path)}
 
 
@@ -75,14 +77,17 @@ class CollapseClasses(FbpAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None:
-            raise QgsProcessingException("The land cover raster could not be opened; choose a raster layer or file.")
+            raise QgsProcessingException("The land cover raster could not be opened; "
+                                         "choose a raster layer or file.")
         legend = self.parameterAsEnumString(parameters, "LEGEND", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ..engine.products.collapse import collapse_raster
 
         bridge = FeedbackBridge(feedback)
-        self.run_engine(collapse_raster, layer_path(layer), legend, output, overwrite=True,  # QGIS asked already
+        # QGIS asked already
+        self.run_engine(collapse_raster, layer_path(layer), legend, output, overwrite=True,
                         progress=bridge.progress, is_cancelled=bridge.is_cancelled)
-        styling.attach(context, output, lambda lyr: styling.apply_palette(lyr, styling.collapse_palette(legend)),
+        styling.attach(context, output, lambda lyr: styling.apply_palette(lyr,
+                                                                          styling.collapse_palette(legend)),
                        f"{layer.name()} {legend}")
         return {"OUTPUT": output}

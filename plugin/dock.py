@@ -247,13 +247,14 @@ class LandCoverDock(QDockWidget):
         self.model_combo.clear()
         try:
             entries = model_entries(models_dir())
-        except Exception as exc:  # noqa: BLE001 (a broken folder must not break the panel)
+        except Exception as exc:  # a broken folder must not break the panel
             self.problem_label.setText(f"The model folder could not be read: {exc}")
             self.problem_label.show()
             entries = []
         for entry in entries:
             self.model_combo.addItem(entry.name, entry.name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, entry.summary or entry.path, Qt.ToolTipRole)
+            self.model_combo.setItemData(self.model_combo.count() - 1, entry.summary or entry.path,
+                                         Qt.ToolTipRole)
         if current:
             index = self.model_combo.findData(current)
             if index >= 0:
@@ -292,7 +293,7 @@ class LandCoverDock(QDockWidget):
             self.sensor_reason.setText(f"Detected: {profile.name} — {reason}")
         except FbpError as exc:
             self.sensor_reason.setText(f"Not detected: {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # whatever the reason: it is reported
             self.sensor_reason.setText(f"Not detected: {exc}")
 
     def _sensor_changed(self) -> None:

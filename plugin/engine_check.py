@@ -18,17 +18,17 @@ SETUP_HINT = (
 
 @lru_cache(maxsize=1)
 def engine_problem() -> str | None:
-    """The sentence saying why the engine cannot run here (torch or segmentation-models-pytorch does not load),
-    or None when it can (cached per session)."""
+    """The sentence saying why the engine cannot run here (torch or segmentation-models-pytorch does not
+    load), or None when it can (cached per session)."""
     try:
         from ..engine.models.torch_import import import_smp, import_torch
 
         import_torch()
-    except Exception as exc:  # noqa: BLE001 (ImportError, OSError from a broken DLL, RuntimeError...)
+    except Exception as exc:  # ImportError, OSError from a broken DLL, RuntimeError...
         return _sentence("PyTorch (torch)", exc)
     try:
         import_smp()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         return _sentence("segmentation-models-pytorch", exc)
     return None
 
@@ -50,7 +50,7 @@ def _version(module: str) -> str:
     try:
         mod = __import__(module)
         return str(getattr(mod, "__version__", "installed"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         return f"not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
 
 
@@ -67,9 +67,9 @@ def device_line() -> str:
             return f"CUDA GPU {gpu}: torch sees it, so 'auto' runs the model there"
         torch = import_torch()
         build = ", a CPU-only build" if torch.version.cuda is None else ""
-        return (f"CPU: torch {torch.__version__}{build} sees no CUDA device; 'auto' uses onnxruntime "
-                "when the model exports to ONNX, else torch")
-    except Exception as exc:  # noqa: BLE001
+        return (f"CPU: torch {torch.__version__}{build} sees no CUDA device; "
+                "'auto' uses onnxruntime when the model exports to ONNX, else torch")
+    except Exception as exc:  # whatever the reason: it is reported
         return f"unknown ({type(exc).__name__}: {exc})"
 
 
@@ -80,7 +80,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from qgis.core import Qgis
 
         lines.append(f"QGIS: {Qgis.version()}")
-    except Exception:  # noqa: BLE001
+    except Exception:  # whatever the reason: it is reported
         lines.append("QGIS: not running inside QGIS")
     lines.append(f"Python: {sys.version.split()[0]} ({sys.executable})")
     lines.append(f"Platform: {platform.platform()}")
@@ -88,7 +88,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from osgeo import gdal
 
         lines.append(f"GDAL: {gdal.__version__}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         lines.append(f"GDAL: not available ({exc})")
     lines.append(f"numpy: {_version('numpy')}")
     problem = engine_problem()
@@ -98,7 +98,8 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from ..engine.models.torch_import import import_torch
 
         torch = import_torch()
-        lines.append(f"torch: {torch.__version__} (built for CUDA {torch.version.cuda or 'none: CPU-only build'})")
+        lines.append(f"torch: {torch.__version__} "
+                     f"(built for CUDA {torch.version.cuda or 'none: CPU-only build'})")
         cuda = torch.cuda.is_available()
         lines.append(f"CUDA available: {'yes, ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
         lines.append(f"segmentation-models-pytorch: {_version('segmentation_models_pytorch')}")
@@ -108,7 +109,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from ..engine import __version__ as engine_version
 
         lines.append(f"Engine version: {engine_version}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         lines.append(f"Engine version: unknown ({exc})")
     lines.append(f"Model folder: {models_dir or '(not set)'}")
     if models_dir:
@@ -117,6 +118,6 @@ def diagnostics_text(models_dir: str | None = None) -> str:
 
             entries = model_entries(models_dir)
             lines.append(f"Registered models: {', '.join(e.name for e in entries) or 'none'}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # whatever the reason: it is reported
             lines.append(f"Registered models: could not be listed ({exc})")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""FbpLandcoverPlugin: registers the Processing provider and adds the panel, a toolbar button and menu entries.
+"""FbpLandcoverPlugin: registers the Processing provider and adds the panel, a toolbar button and menu
+entries.
 
 Importing this module imports no torch: the engine is imported when the panel is first shown or an
 algorithm runs.

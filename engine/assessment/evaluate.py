@@ -58,8 +58,8 @@ class _Legend:
         if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
             lookup = {n.lower(): i for i, n in enumerate(classes.names())}
             if value.strip().lower() not in lookup:
-                raise FbpError(f"Reference mapping: {value!r} is not an FBP class name; use an index 0..24 or a "
-                               f"name such as 'arbor forest'.")
+                raise FbpError(f"Reference mapping: {value!r} is not an FBP class name; "
+                               "use an index 0..24 or a name such as 'arbor forest'.")
             return lookup[value.strip().lower()]
         v = int(value)
         if not 0 <= v <= classes.NUM_CLASSES:
@@ -73,11 +73,13 @@ class _Legend:
             lookup = {n.lower(): v for v, (n, _rgb) in self.collapse.targets.items()}
             if value.strip().lower() not in lookup:
                 raise FbpError(f"Reference mapping: {value!r} is not a class of the '{self.name}' legend "
-                               f"({', '.join(n for n, _ in self.collapse.targets.values())}); fix the mapping file.")
+                               f"({', '.join(n for n, _ in self.collapse.targets.values())}); "
+                               "fix the mapping file.")
             return lookup[value.strip().lower()]
         v = int(value)
         if not 0 <= v <= self.k:
-            raise FbpError(f"Reference mapping: {v} is outside the '{self.name}' legend's classes 0..{self.k}.")
+            raise FbpError("Reference mapping: "
+                           f"{v} is outside the '{self.name}' legend's classes 0..{self.k}.")
         return v
 
 
@@ -104,16 +106,16 @@ def load_reference_mapping(mapping: str | os.PathLike | dict, legend: _Legend) -
         try:
             data = json.loads(Path(where).read_text())
         except (OSError, ValueError) as exc:
-            raise FbpError(f"Reference mapping {where} could not be read as JSON ({exc}); give a file like "
-                           f'{{"1": "arbor forest", "2": 13}}.') from None
+            raise FbpError(f"Reference mapping {where} could not be read as JSON ({exc}); "
+                           'give a file like {"1": "arbor forest", "2": 13}.') from None
     if not isinstance(data, dict):
         raise FbpError(f"Reference mapping {where} must be a JSON object of reference value -> class.")
     to = data.get("to", "collapsed" if legend.collapse else "fbp") if "mapping" in data else (
         "collapsed" if legend.collapse else "fbp")
     table = data["mapping"] if "mapping" in data else data
     if to not in ("fbp", "collapsed") or (to == "collapsed" and legend.collapse is None):
-        raise FbpError(f"Reference mapping {where}: 'to' is {to!r}; use 'fbp', or 'collapsed' together with "
-                       f"a coarse legend (collapse).")
+        raise FbpError(f"Reference mapping {where}: 'to' is {to!r}; use 'fbp', "
+                       "or 'collapsed' together with a coarse legend (collapse).")
     out: dict[str, int] = {}
     for key, value in table.items():
         if value is None:
@@ -130,7 +132,8 @@ class _Remapper:
 
     def __init__(self, legend: _Legend, mapping: dict[str, int] | None, source: str,
                  nodata: float | None = None, codes: list | None = None) -> None:
-        self.legend, self.mapping, self.source, self.nodata, self.codes = legend, mapping, source, nodata, codes
+        self.legend, self.mapping, self.source = legend, mapping, source
+        self.nodata, self.codes = nodata, codes
 
     def value(self, raw) -> int:
         if self.codes is not None:  # rasterised vector: 0 = no feature, code i = attribute value codes[i-1]
@@ -139,7 +142,8 @@ class _Remapper:
             raw = self.codes[int(raw) - 1]
             if raw is None:
                 return 0
-        elif self.nodata is not None and (raw == self.nodata or (math.isnan(self.nodata) and math.isnan(raw))):
+        elif self.nodata is not None and (raw == self.nodata
+                                          or (math.isnan(self.nodata) and math.isnan(raw))):
             return 0
         if self.mapping is not None:
             return self.mapping.get(_key(raw), 0)
@@ -149,8 +153,8 @@ class _Remapper:
             v = float("nan")
         if not (v.is_integer() and 0 <= v <= classes.NUM_CLASSES):
             raise FbpError(
-                f"The reference {self.source} holds the value {raw!r}, which is not an FBP class 0..24; give a "
-                f"reference mapping JSON (reference value -> FBP class or coarse class)."
+                f"The reference {self.source} holds the value {raw!r}, which is not an FBP class 0..24; "
+                "give a reference mapping JSON (reference value -> FBP class or coarse class)."
             )
         return int(self.legend.map_lut[int(v)])
 
@@ -166,21 +170,26 @@ class _Remapper:
 def _map_grid(map_ds: gdal.Dataset, map_path: str, reference: str) -> tuple[tuple, str]:
     gt, wkt = map_ds.GetGeoTransform(can_return_null=True), map_ds.GetProjection()
     if gt is None or not wkt:
-        raise FbpError(f"{map_path} has no georeferencing, so the reference {reference} cannot be placed on it; "
-                       f"use a georeferenced map or a reference raster of exactly the same size.")
+        raise FbpError(f"{map_path} has no georeferencing, "
+                       f"so the reference {reference} cannot be placed on it; "
+                       "use a georeferenced map or a reference raster of exactly the same size.")
     if gt[2] or gt[4]:
-        raise FbpError(f"{map_path} has a rotated geotransform; warp it north-up (gdalwarp) before evaluating.")
+        raise FbpError(f"{map_path} has a rotated geotransform; warp it north-up "
+                       "(gdalwarp) before evaluating.")
     return gt, wkt
 
 
-def _warped_reference(ref_ds: gdal.Dataset, map_ds: gdal.Dataset, map_path: str, reference: str) -> gdal.Dataset:
+def _warped_reference(ref_ds: gdal.Dataset, map_ds: gdal.Dataset, map_path: str,
+                      reference: str) -> gdal.Dataset:
     gt, wkt = _map_grid(map_ds, map_path, reference)
     if not ref_ds.GetProjection() or ref_ds.GetGeoTransform(can_return_null=True) is None:
-        raise FbpError(f"The reference {reference} has no georeferencing and a different size from {map_path}; "
-                       f"georeference it or give one on the map's grid.")
+        raise FbpError(f"The reference {reference} has no georeferencing "
+                       f"and a different size from {map_path}; "
+                       "georeference it or give one on the map's grid.")
     if ref_ds.RasterCount > 1:
         ref_ds = gdal.Translate("", ref_ds, format="VRT", bandList=[1])
-    return warp_to_grid(ref_ds, gt, map_ds.RasterXSize, map_ds.RasterYSize, wkt, dstAlpha=True, multithread=False)
+    return warp_to_grid(ref_ds, gt, map_ds.RasterXSize, map_ds.RasterYSize, wkt, dstAlpha=True,
+                        multithread=False)
 
 
 # ---------------------------------------------------------------------------------------------- vector
@@ -203,7 +212,7 @@ def _open_reference(reference: str) -> tuple[gdal.Dataset, str]:
         if ds is not None and ds.GetLayerCount() > 0:
             return ds, "vector"
     raise FbpError(f"The reference {path} is neither a raster nor a vector GDAL can read; give a GeoTIFF, "
-                   f"a GeoPackage, a shapefile (or a zip of one) or another GDAL/OGR format.")
+                   "a GeoPackage, a shapefile (or a zip of one) or another GDAL/OGR format.")
 
 
 def _coded_layer(ds: gdal.Dataset, field: str | None, reference: str,
@@ -218,11 +227,13 @@ def _coded_layer(ds: gdal.Dataset, field: str | None, reference: str,
     fields = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
     if field is None:
         if len(fields) != 1:
-            raise FbpError(f"The reference {reference} has the attribute fields {', '.join(fields) or 'none'}; "
-                           f"say which one holds the class (reference_field).")
+            raise FbpError(f"The reference {reference} has "
+                           f"the attribute fields {', '.join(fields) or 'none'}; "
+                           "say which one holds the class (reference_field).")
         field = fields[0]
     if field not in fields:
-        raise FbpError(f"The reference {reference} has no field {field!r}; its fields are {', '.join(fields)}.")
+        raise FbpError(f"The reference {reference} has no field {field!r}; "
+                       f"its fields are {', '.join(fields)}.")
     mem = ogr.GetDriverByName("Memory").CreateDataSource("ref")
     out = mem.CreateLayer("ref", srs=layer.GetSpatialRef(), geom_type=ogr.wkbUnknown)
     out.CreateField(ogr.FieldDefn("_code", ogr.OFTInteger))
@@ -256,7 +267,8 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
              collapse: str | None = None, out_prefix: str | None = None, reference_field: str | None = None,
              reference_layer: str | None = None, progress: Callable[[float, str], None] | None = None,
              is_cancelled: Callable[[], bool] | None = None) -> dict:
-    """Score a class map against a reference raster or vector; see the module docstring. Returns the scores."""
+    """Score a class map against a reference raster or vector; see the module docstring. Returns the
+    scores."""
     prog = Progress(progress, is_cancelled)
     map_path, reference = os.fspath(map_path), os.fspath(reference)
     map_ds = _open_map(map_path)
@@ -275,7 +287,7 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
         if raw_map.size and (raw_map.min() < 0 or raw_map.max() > classes.NUM_CLASSES):
             bad = int(raw_map.max() if raw_map.max() > classes.NUM_CLASSES else raw_map.min())
             raise FbpError(f"The map {map_path} holds the value {bad}, which is not an FBP class 0..24; "
-                           f"evaluate a class map written by this plugin (or one with FBP class values).")
+                           "evaluate a class map written by this plugin (or one with FBP class values).")
         cm.add(legend.map_lut[raw_map], ref.strip(y, n))
         prog((y + n) / h, "Comparing the map with the reference")
     result = cm.scores()
@@ -297,14 +309,14 @@ def _open_map(map_path: str) -> gdal.Dataset:
     band = map_ds.GetRasterBand(1)
     if map_ds.RasterCount != 1 or band.DataType not in (gdal.GDT_Byte, gdal.GDT_UInt16, gdal.GDT_Int16,
                                                         gdal.GDT_Int32, gdal.GDT_UInt32):
-        raise FbpError(f"The map {map_path} should be one band of integer classes (an FBP class map), but it has "
-                       f"{map_ds.RasterCount} band(s) of {gdal.GetDataTypeName(band.DataType)}.")
+        raise FbpError(f"The map {map_path} should be one band of integer classes (an FBP class map), "
+                       f"but it has {map_ds.RasterCount} band(s) of {gdal.GetDataTypeName(band.DataType)}.")
     return map_ds
 
 
 class _ReferenceOnMapGrid:
-    """The reference read in strips of the map's rows, in the scoring legend (0 = no reference): a raster as it
-    is when it lies on the map's grid, else warped onto it; a vector layer rasterised onto it."""
+    """The reference read in strips of the map's rows, in the scoring legend (0 = no reference): a raster as
+    it is when it lies on the map's grid, else warped onto it; a vector layer rasterised onto it."""
 
     def __init__(self, reference: str, map_ds: gdal.Dataset, map_path: str, legend: _Legend,
                  mapping: dict[str, int] | None, field: str | None, layer: str | None) -> None:

@@ -42,7 +42,7 @@ class ConfusionMatrix:
                 bad = int(arr.max() if arr.max() > self.k else arr.min())
                 raise FbpError(
                     f"The {what} holds the value {bad}, outside the legend's classes 0..{self.k}; "
-                    f"give a mapping of its values to the legend or choose the matching legend."
+                    "give a mapping of its values to the legend or choose the matching legend."
                 )
         n = self.k + 1
         self.matrix += np.bincount(ref * n + pred, minlength=n * n).reshape(n, n)

@@ -22,8 +22,12 @@ def report_csv(result: dict) -> str:
 
 
 def report_markdown(result: dict) -> str:
-    pct = lambda v: "–" if v is None else f"{100 * v:.2f} %"  # noqa: E731
-    num = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+    def pct(v) -> str:
+        return "–" if v is None else f"{100 * v:.2f} %"
+
+    def num(v) -> str:
+        return "–" if v is None else f"{v:.4f}"
+
     lines = [
         "# Accuracy assessment", "",
         f"- Map: `{result['map']}`",

@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from .. import SOFTWARE
-from ..errors import Cancelled, FbpError
+from ..errors import CancelledError, FbpError
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -42,7 +42,8 @@ class TqdmProgress:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fbp-landcover", description="Map 24 Five-Billion-Pixels land-cover "
-                                "classes from a satellite image, and adapt the model to it without labels.")
+                                                                  "classes from a satellite image, "
+                                                                  "and adapt the model to it without labels.")
     p.add_argument("--version", action="version", version=SOFTWARE)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = TqdmProgress(quiet=args.quiet)
     try:
         return args.func(args, progress)
-    except Cancelled as exc:
+    except CancelledError as exc:
         progress.close()
         print(f"fbp-landcover: {exc}", file=sys.stderr)
         return EXIT_CANCELLED
@@ -78,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"fbp-landcover: {exc}", file=sys.stderr)
         return EXIT_USER
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, not a traceback
+    except Exception as exc:  # the last line of defence: one sentence, not a traceback
         progress.close()
         if args.debug:
             traceback.print_exc()
-        print(f"fbp-landcover: internal error ({type(exc).__name__}: {exc}); run again with --debug and "
-              "report the traceback.", file=sys.stderr)
+        print(f"fbp-landcover: internal error ({type(exc).__name__}: {exc}); "
+              "run again with --debug and report the traceback.", file=sys.stderr)
         return EXIT_INTERNAL
 
 

@@ -30,7 +30,8 @@ def cmd_map_many(args, progress) -> int:
         raise FbpError("Give either --workers (a local Dask cluster) or --scheduler (an existing one), "
                        "not both.")
     scene = MapRequest(image="", output="", model=args.model, sensor=args.sensor, stats=args.stats,
-                       window=args.window, batch_size=args.batch_size, working_gsd=args.gsd, device=args.device,
+                       window=args.window, batch_size=args.batch_size, working_gsd=args.gsd,
+                       device=args.device,
                        backend=args.backend, models_dir=args.models_dir,
                        adapt=AdaptOptions(iterations=args.adapt) if args.adapt else None)
     job = ManyJob(

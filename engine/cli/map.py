@@ -119,10 +119,12 @@ def add_commands(sub) -> None:
     m = sub.add_parser("map", help="map a raster to a styled 24-class GeoTIFF")
     m.add_argument("image", nargs="+", help="raster file (or the four Sentinel-2 band files B02 B03 B04 B08)")
     m.add_argument("-o", "--output", required=True, help="class GeoTIFF to write")
-    m.add_argument("--model", required=True, help="our .fbpmodel file, a registered name, or unet_<city>.pth.tar")
-    m.add_argument("--sensor", default="auto", help="auto, gaofen2, gaofen1, planetscope, sentinel2, fbp8bit, "
-                   "rgbn, bgrn, or custom:nir=4,r=1,g=2,b=3")
-    m.add_argument("--stats", default="scene", help="scene | checkpoint | a city name | m1,m2,m3,m4,s1,s2,s3,s4")
+    m.add_argument("--model", required=True, help="our .fbpmodel file, a registered name, "
+                                                  "or unet_<city>.pth.tar")
+    m.add_argument("--sensor", default="auto", help="auto, gaofen2, gaofen1, planetscope, sentinel2, "
+                                                    "fbp8bit, rgbn, bgrn, or custom:nir=4,r=1,g=2,b=3")
+    m.add_argument("--stats", default="scene", help="scene | checkpoint | "
+                                                    "a city name | m1,m2,m3,m4,s1,s2,s3,s4")
     m.add_argument("--stitch", default="blend", choices=STITCH_MODES)
     m.add_argument("--window", type=int)
     m.add_argument("--overlap", type=int)

@@ -1,8 +1,8 @@
 """The ``fbp-landcover train | adapt | evaluate | demo`` subcommands.
 
 ``add_commands(subparsers)`` adds them to the parser built by ``engine.cli.build_parser``; each command
-function is called as ``func(args, progress)`` by ``engine.cli.main``, which turns FbpError, Cancelled and
-Ctrl-C into exit codes. Outputs appear only when complete: a cancelled run leaves none of them behind.
+function is called as ``func(args, progress)`` by ``engine.cli.main``, which turns FbpError, CancelledError
+and Ctrl-C into exit codes. Outputs appear only when complete: a cancelled run leaves none of them behind.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ def _smp_spec(args) -> dict:
         try:
             kwargs["decoder_channels"] = [int(v) for v in args.decoder_channels.split(",")]
         except ValueError:
-            raise FbpError(f"--decoder-channels {args.decoder_channels!r} is not a comma-separated list of "
-                           "integers such as 64,32,16,16.") from None
+            raise FbpError(f"--decoder-channels {args.decoder_channels!r} "
+                           "is not a comma-separated list of integers such as 64,32,16,16.") from None
         depth = kwargs.get("encoder_depth", 5)
         if len(kwargs["decoder_channels"]) != depth:
-            raise FbpError(f"--decoder-channels gives {len(kwargs['decoder_channels'])} value(s) but the "
-                           f"encoder depth is {depth}; give one value per decoder stage.")
+            raise FbpError(f"--decoder-channels gives {len(kwargs['decoder_channels'])} value(s) "
+                           f"but the encoder depth is {depth}; give one value per decoder stage.")
     return {"architecture": "smp", "smp_arch": args.arch, "encoder": args.encoder, "arch_kwargs": kwargs}
 
 
@@ -51,8 +51,10 @@ def cmd_train(args, progress) -> int:
     if not os.path.exists(args.source):
         raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
                        "(with Annotation__index/ inside).")
-    config = TrainConfig(**_smp_spec(args), epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-                         batch_size=args.batch_size, patch=args.patch, lr=args.lr, class_aware=args.class_aware,
+    config = TrainConfig(**_smp_spec(args), epochs=args.epochs,
+                         iterations_per_epoch=args.iterations_per_epoch,
+                         batch_size=args.batch_size, patch=args.patch, lr=args.lr,
+                         class_aware=args.class_aware,
                          stats=args.stats, image=args.image, device=args.device, resume=args.resume,
                          seed=args.seed, val_patches=args.val_patches)
     card = train_source(args.source, out, config, progress=progress)
@@ -80,8 +82,8 @@ def cmd_adapt(args, progress) -> int:
         source = False
     else:
         if not os.path.exists(args.source):
-            raise FbpError(f"The source {args.source} does not exist; give an FBP folder, a .memory.npz "
-                           "file, 'memory' or 'none'.")
+            raise FbpError(f"The source {args.source} does not exist; give an FBP folder, "
+                           "a .memory.npz file, 'memory' or 'none'.")
         source = args.source
     given = {"iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
              "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
@@ -103,7 +105,8 @@ def cmd_evaluate(args, progress) -> int:
 
     prefix = Path(args.output)
     for ext in ("json", "csv", "md"):
-        check_destination(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report", make_folder=True)
+        check_destination(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report",
+                          make_folder=True)
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
                       out_prefix=str(prefix), reference_field=args.field, reference_layer=args.layer,
                       progress=progress)
@@ -114,8 +117,8 @@ def cmd_evaluate(args, progress) -> int:
 
     print(f"Accuracy of {args.map} against {args.reference} ({result['legend']} legend, "
           f"{result['pixels']} pixels, {result['classes_in_reference']} classes in the reference)")
-    print(f"  OA {f(result['overall_accuracy'])}  kappa {f(result['kappa'])}  "
-          f"mIoU {f(result['miou_present'])}  mF1 {f(result['mf1_present'])}")
+    print(f"  OA {f(result['overall_accuracy'])}  kappa {f(result['kappa'])}  mIoU "
+          f"{f(result['miou_present'])}  mF1 {f(result['mf1_present'])}")
     for ext, path in result["outputs"].items():
         print(f"  {ext}: {path}")
     return EXIT_OK
@@ -142,9 +145,11 @@ def add_commands(sub) -> None:
     t.add_argument("--iterations-per-epoch", type=int, help="default: the 512/384 patch grid / batch size")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--patch", type=int, default=512)
-    t.add_argument("--arch", default="fbp_unet", help="a preset (fbp_unet: the authors' U-Net; compact: fastest "
-                   "on CPUs; mobile_unet; standard) or an smp architecture such as Unet, DeepLabV3Plus (then "
-                   "--encoder, --encoder-depth, --decoder-channels apply)")
+    t.add_argument("--arch", default="fbp_unet", help="a preset (fbp_unet: the authors' U-Net; compact: "
+                                                      "fastest on CPUs; mobile_unet; "
+                                                      "standard) or an smp architecture such as Unet, "
+                                                      "DeepLabV3Plus (then --encoder, --encoder-depth, "
+                                                      "--decoder-channels apply)")
     t.add_argument("--encoder", default="resnet18", help="smp/timm encoder for smp architectures")
     t.add_argument("--encoder-depth", type=int, help="smp encoder depth (3..5)")
     t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")
@@ -164,8 +169,8 @@ def add_commands(sub) -> None:
     a.add_argument("model", help="our .fbpmodel file or a registered name")
     a.add_argument("target", nargs="+", help="target raster(s)")
     a.add_argument("-o", "--output", required=True, help="adapted model file to write (.fbpmodel)")
-    a.add_argument("--source", help="FBP dataset folder, a .memory.npz file, 'memory' (the model's own "
-                   "source memory; the default) or 'none' (source-free)")
+    a.add_argument("--source", help="FBP dataset folder, a .memory.npz file, 'memory' "
+                                    "(the model's own source memory; the default) or 'none' (source-free)")
     a.add_argument("--iterations", type=int)
     a.add_argument("--seconds", type=float, help="time budget instead of iterations")
     a.add_argument("--method", choices=METHODS)
@@ -194,7 +199,7 @@ def add_commands(sub) -> None:
     e.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("demo", help="end-to-end demonstration on generated (synthetic) data: train, adapt, "
-                       "map and evaluate, in a few minutes on a CPU")
+                                    "map and evaluate, in a few minutes on a CPU")
     d.add_argument("--out", default="demo_out", help="folder for every output (default: demo_out)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",

@@ -34,7 +34,7 @@ PRODUCTS = ("data", "models", "maps", "evaluation", REPORT, SUMMARY)
 
 @dataclass(frozen=True)
 class DemoRecipe:
-    """Sizes and budgets of one demo run (the defaults are the measured recipe; see docs in the report)."""
+    """Sizes and budgets of one demo run (the defaults are the recipe the adaptation benchmark measured)."""
 
     n_source: int = 2
     source_size: int = 512
@@ -47,7 +47,8 @@ class DemoRecipe:
     patch: int = 128
     lr: float = 0.05
     class_aware: bool = True
-    adapt_method: str = "siamese"  # DPA as published, with the source memory (bench: +5.1 mIoU points, 3 seeds)
+    # DPA as published, with the source memory (the best on the benchmark: bench/README.md)
+    adapt_method: str = "siamese"
     adapt_iterations: int = 60
     adapt_patch: int = 128
     memory_count: int = 128
@@ -72,7 +73,8 @@ def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device
     arch = architecture or {"architecture": "smp", "smp_arch": recipe.smp_arch, "encoder": recipe.encoder,
                             "arch_kwargs": dict(recipe.arch_kwargs)}
     config = TrainConfig(**arch, name=name, epochs=1, iterations_per_epoch=recipe.iterations,
-                         batch_size=recipe.batch_size, patch=recipe.patch, lr=recipe.lr, class_aware=recipe.class_aware,
+                         batch_size=recipe.batch_size, patch=recipe.patch, lr=recipe.lr,
+                         class_aware=recipe.class_aware,
                          stats="scene", val_patches=recipe.val_patches, memory_count=recipe.memory_count,
                          memory_size=recipe.patch, seed=seed, device=device, resume=False)
     return train_source(str(source_root), out, config, progress=progress)
@@ -81,8 +83,8 @@ def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device
 def _check_out(out: Path, overwrite: bool) -> None:
     existing = [p for p in PRODUCTS if (out / p).exists()]
     if existing and not overwrite:
-        raise FbpError(f"The folder {out} already holds demo results ({', '.join(existing)}); choose another "
-                       "folder or ask to overwrite them (--overwrite).")
+        raise FbpError(f"The folder {out} already holds demo results ({', '.join(existing)}); "
+                       "choose another folder or ask to overwrite them (--overwrite).")
     if out.exists() and not out.is_dir():
         raise FbpError(f"The demo output {out} is a file; give a folder name such as demo_out.")
 
@@ -175,7 +177,8 @@ def _timed(times: dict[str, float], step: str):
 
 
 def _train_source(data, src_model: Path, recipe: DemoRecipe, seed: int, device: str, prog: Progress) -> None:
-    """The source-only model, and nothing else of its run: one epoch leaves no resume or "last" file to keep."""
+    """The source-only model, and nothing else of its run: one epoch leaves no resume or "last" file to
+    keep."""
     models = src_model.parent
     train_with_recipe(data.source_root, src_model, recipe, seed, device=device, name="demo-source-only",
                       progress=prog)
@@ -192,15 +195,18 @@ def _adapt(src_model: Path, ada_model: Path, data, recipe: DemoRecipe, seed: int
 
     source = None if recipe.adapt_method in ("auto", "siamese") else False  # None: the model's source memory
     config = AdaptOptions(method=recipe.adapt_method, iterations=recipe.adapt_iterations, lr=recipe.adapt_lr,
-                          batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed, device=device)
+                          batch_size=recipe.adapt_batch_size, patch=recipe.adapt_patch, seed=seed,
+                          device=device)
     card = adapt(str(src_model), str(data.target_image), out=ada_model, config=config, name="demo-adapted",
                  source=source, progress=prog)
-    return {k: card.provenance.get(k) for k in ("method", "iterations", "source_used", "final_pseudo_label_share",
+    return {k: card.provenance.get(k) for k in ("method", "iterations", "source_used",
+                                                "final_pseudo_label_share",
                                                  "seconds")}
 
 
 def _map_and_evaluate(out: Path, tag: str, model: Path, image, truth, device: str, stage: Progress) -> dict:
-    """Map one image with one model (with every product, except for the control) and score it in both legends."""
+    """Map one image with one model (with every product, except for the control) and score it in both
+    legends."""
     from ..assessment.evaluate import evaluate
     from ..mapping import MapRequest, map_landcover
 
@@ -219,4 +225,5 @@ def _map_and_evaluate(out: Path, tag: str, model: Path, image, truth, device: st
     stage(1.0, f"Mapped and evaluated: {tag}")
     return {"fine": fine, "coarse": coarse, "sensor": res.sensor,
             "files": {"map": res.output, **{k: str(v) for k, v in products.items()},
-                      "evaluation": str(evals / f"{tag}.md"), "evaluation_coarse": str(evals / f"{tag}_coarse.md")}}
+                      "evaluation": str(evals / f"{tag}.md"),
+                      "evaluation_coarse": str(evals / f"{tag}_coarse.md")}}

@@ -82,8 +82,8 @@ class OnnxBackend(Backend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = os.cpu_count() or 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Without onnxruntime's CPU arena the same runs take the same time (measured: 1.07-1.39 s per
-        # 1024² window either way) but the process stays at ~190 MB instead of growing past 1 GB.
+        # Without onnxruntime's CPU arena the runs take the same time but the process stays small instead of
+        # growing by the arena's size (measured; bench/README.md).
         options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
@@ -127,7 +127,7 @@ def make_backend(
     try:
         onnx_path = onnx_model_path(model, card, model_path)
         return OnnxBackend(onnx_path, f"{cpu_why}; onnxruntime ({os.cpu_count()} threads)")
-    except Exception as exc:  # noqa: BLE001 - any failure falls back to torch, with the reason
+    except Exception as exc:  # any failure falls back to torch, with the reason
         if backend == "onnx":
             if isinstance(exc, FbpError):
                 raise

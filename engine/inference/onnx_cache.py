@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import os
 import re
@@ -52,7 +53,7 @@ def onnx_cache_name(model: Any, card: ModelCard, model_path: str | os.PathLike |
 
 def onnx_model_path(model: Any, card: ModelCard, model_path: str | os.PathLike | None) -> Path:
     """The cached ONNX file for this checkpoint, exported now if missing (atomic: temp file, then rename)."""
-    import onnxruntime  # noqa: F401 - fail early (and fall back) when it is not installed
+    importlib.import_module("onnxruntime")  # fail early (and fall back) when it is not installed
 
     name = onnx_cache_name(model, card, model_path)
     folders = []
@@ -91,8 +92,8 @@ def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> 
     batch, height and width (weights inline).
 
     The softmax is written as exp(x - max) / sum: onnxruntime runs ONNX Softmax over axis 1 of an NCHW
-    tensor by transposing, which took 0.85 s per 1024² window on 2 cores (70 % of the compact model's
-    time); the element-wise form takes ~0.1 s and agrees to within 1e-6."""
+    tensor by transposing, which cost most of a compact model's time; the element-wise form agrees to
+    within 1e-6 (bench/README.md has the profile)."""
     from ..models import probability_model
 
     torch = import_torch()

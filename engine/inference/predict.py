@@ -62,8 +62,8 @@ class PredictSettings:
 def argmax_classes(scores: np.ndarray) -> np.ndarray:
     """uint8 argmax over channels 1..24 of (25, h, w) scores, the first maximum on ties (as np.argmax).
 
-    A loop over channels on contiguous planes: 2.3x faster than np.argmax over axis 0, which walks the
-    channels with a stride of h*w (48 vs 111 ms per Mpx on this machine, bench/README.md).
+    A loop over channels on contiguous planes: faster than np.argmax over axis 0, which walks the channels
+    with a stride of h*w (bench/README.md).
     """
     best = scores[1].copy()
     classes = np.ones(best.shape, dtype=np.uint8)
@@ -96,7 +96,8 @@ class _HostOps:
         self.stats = stats
 
     def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool) -> np.ndarray:
-        # nodata and outside become the scene's mean, so they do not sway their neighbours (not in centre-crop:
+        # nodata and outside become the scene's mean, so they do not sway their neighbours (not in
+        # centre-crop:
         # the reference normalised its zero padding)
         return normalize(data, self.stats.mean, self.stats.std, valid if fill_invalid else None)
 
@@ -239,11 +240,14 @@ class _BlendGrid:
         self.width, self.height, self.settings = width, height, settings
         self.win, self.rows, self.ov = settings.window, settings.rows, settings.overlap
         self.xs, self.ys = axis_starts(width, self.win, self.ov), axis_starts(height, self.rows, self.ov)
-        self.sx, self.sy = axis_weight_sum(width, self.win, self.ov), axis_weight_sum(height, self.rows, self.ov)
-        self.wy = [axis_weights(self.rows, self.ov, k == 0, k == len(self.ys) - 1) for k in range(len(self.ys))]
+        self.sx, self.sy = axis_weight_sum(width, self.win, self.ov), axis_weight_sum(height, self.rows,
+                                                                                      self.ov)
+        self.wy = [axis_weights(self.rows, self.ov, k == 0,
+                                k == len(self.ys) - 1) for k in range(len(self.ys))]
         step = settings.panel_width(width)
         self.panels = [(px0, min(width, px0 + step),
-                        [k for k, s in enumerate(self.xs) if s < min(width, px0 + step) and s + self.win > px0])
+                        [k for k, s in enumerate(self.xs) if s < min(width,
+                                                                     px0 + step) and s + self.win > px0])
                        for px0 in range(0, width, step)]
 
 
@@ -310,7 +314,8 @@ def _ring_slices(y0: int, n: int, size: int) -> list[tuple[int, int, int]]:
 
 
 def _predict_centre_crop(inp, ops, settings, sink, progress, reader) -> None:
-    """The reference scheme: 512 windows, stride 256, central 256x256 kept, zero padding before normalising."""
+    """The reference scheme: 512 windows, stride 256, central 256x256 kept, zero padding before
+    normalising."""
     keep, win, pad = 256, 512, 128
     width, height = inp.width, inp.height
     nx, ny = -(-width // keep), -(-height // keep)

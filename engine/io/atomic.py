@@ -29,7 +29,8 @@ FILE_MODE = 0o644  # mkstemp makes 0600; a finished output is an ordinary file
 
 
 def partial_path(target: str | os.PathLike) -> Path:
-    """A new, empty temporary file beside ``target`` (``.NAME.<random>.partial<suffix>``), created exclusively."""
+    """A new, empty temporary file beside ``target`` (``.NAME.<random>.partial<suffix>``), created
+    exclusively."""
     target = Path(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL + target.suffix, dir=target.parent)
     os.close(fd)
@@ -52,7 +53,9 @@ def _fsync(path: Path, folder: bool = False) -> None:
     """Flush a file (or a folder's entries) to disk. Windows cannot open a folder for this; it is skipped."""
     if folder and os.name == "nt":
         return
-    fd = os.open(path, (os.O_RDWR if os.name == "nt" and not folder else os.O_RDONLY) | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, (os.O_RDWR if os.name == "nt" and not folder else os.O_RDONLY) | getattr(os,
+                                                                                                "O_BINARY",
+                                                                                                0))
     try:
         os.fsync(fd)
     finally:
@@ -143,7 +146,8 @@ def check_destination(path: str | os.PathLike, overwrite: bool, what: str = "out
     if make_folder:
         folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():
-        raise FbpError(f"The folder for the {what}, {folder}, does not exist; create it or choose another path.")
+        raise FbpError(f"The folder for the {what}, {folder}, does not exist; "
+                       "create it or choose another path.")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".fbp-write-test-"):
             pass

@@ -59,7 +59,8 @@ class RasterGrid(NamedTuple):
     @classmethod
     def of(cls, ds: gdal.Dataset) -> RasterGrid:
         gt = ds.GetGeoTransform(can_return_null=True)
-        return cls(ds.RasterXSize, ds.RasterYSize, None if gt is None else tuple(gt), ds.GetProjection() or "")
+        return cls(ds.RasterXSize, ds.RasterYSize, None if gt is None else tuple(gt),
+                   ds.GetProjection() or "")
 
 
 def _corners(gt: tuple[float, ...], width: int, height: int) -> list[tuple[float, float]]:
@@ -74,7 +75,8 @@ def same_grid(a: RasterGrid, b: RasterGrid) -> bool:
     if (a.width, a.height) != (b.width, b.height):
         return False
     if a.geotransform is not None and b.geotransform is not None:
-        pixel = max(abs(v) for v in (a.geotransform[1], a.geotransform[2], a.geotransform[4], a.geotransform[5]))
+        pixel = max(abs(v) for v in (a.geotransform[1], a.geotransform[2], a.geotransform[4],
+                                     a.geotransform[5]))
         tol = GRID_TOLERANCE * pixel
         for (xa, ya), (xb, yb) in zip(_corners(a.geotransform, a.width, a.height),
                                       _corners(b.geotransform, b.width, b.height), strict=True):
@@ -87,7 +89,8 @@ def same_grid(a: RasterGrid, b: RasterGrid) -> bool:
 def warp_to_grid(src: gdal.Dataset | str, geotransform: tuple[float, ...], width: int, height: int,
                  projection: str | None = None, dst: str = "", **options) -> gdal.Dataset:
     """``src`` seen on the north-up grid (geotransform, width, height), in ``projection`` when given, by
-    nearest neighbour (classes, nodata and sensor values stay exact), as a VRT in memory or in the file ``dst``.
+    nearest neighbour (classes, nodata and sensor values stay exact), as a VRT in memory or in the file
+    ``dst``.
     Other gdal.Warp options (dstAlpha, srcNodata, dstNodata, errorThreshold, ...) are passed on."""
     x0, px, _, y0, _, py = geotransform
     bounds = (x0, y0 + py * height, x0 + px * width, y0)

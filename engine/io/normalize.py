@@ -87,9 +87,9 @@ def scene_stats(inp, max_pixels: int = 1_000_000) -> Stats:
     px = inp.sample(max_pixels)
     if px.shape[1] == 0:
         raise FbpError(
-            f"{inp.path} is all nodata or masked where it was sampled, so no scene statistics can be "
-            "computed; "
-            f"check its nodata value, mask and extent, or give --stats (e.g. 'fbp' or 8 numbers)."
+            f"{inp.path} is all nodata or masked where it was sampled, "
+            "so no scene statistics can be computed; check its nodata value, mask and extent, "
+            "or give --stats (e.g. 'fbp' or 8 numbers)."
         )
     px64 = px.astype(np.float64)
     mean = px64.mean(axis=1)
@@ -112,12 +112,12 @@ def parse_stats(text: str) -> Stats:
     if len(parts) == 1 and not _is_number(parts[0]):
         raise FbpError(
             f"Statistics '{text}' are neither a known name ({names}) nor 8 numbers; give e.g. "
-            f"0.506,0.371,0.390,0.363,0.254,0.244,0.231,0.231 (NIR,R,G,B means then stds on 0..1 values)."
+            "0.506,0.371,0.390,0.363,0.254,0.244,0.231,0.231 (NIR,R,G,B means then stds on 0..1 values)."
         )
     if len(parts) != 8:
         raise FbpError(
-            f"Statistics '{text}' have {len(parts)} value(s) but 8 are needed: 4 means then 4 stds in "
-            "NIR,R,G,B order."
+            f"Statistics '{text}' have {len(parts)} value(s) but 8 are needed: "
+            "4 means then 4 stds in NIR,R,G,B order."
         )
     bad = [p for p in parts if not _is_number(p)]
     if bad:
@@ -127,8 +127,8 @@ def parse_stats(text: str) -> Stats:
     mean, std = tuple(vals[:4]), tuple(vals[4:])
     if any(not 0.0 <= m <= 1.0 for m in mean) or any(not 0.0 < s <= 1.0 for s in std):
         raise FbpError(
-            f"Statistics '{text}' must be on 0..1 values (means in 0..1, stds in (0, 1]); values on a 0..255 "
-            f"scale must be divided by 255 first."
+            f"Statistics '{text}' must be on 0..1 values (means in 0..1, stds in (0, 1]); "
+            "values on a 0..255 scale must be divided by 255 first."
         )
     return Stats(mean, std, "given")  # type: ignore[arg-type]
 

@@ -145,7 +145,7 @@ class ModelInput:
                 if ds.RasterCount != 1:
                     raise FbpError(
                         f"{p} has {ds.RasterCount} bands but band files must have one band each; "
-                        f"give one raster with all bands instead."
+                        "give one raster with all bands instead."
                     )
             vrt = f"/vsimem/fbp_{uuid.uuid4().hex}.vrt"
             self._vsimem.append(vrt)
@@ -210,10 +210,9 @@ class ModelInput:
             why = "has no georeferencing" if not self.georeferenced else "is in a geographic CRS (degrees)"
             if explicit:
                 raise FbpError(
-                    f"{self.path} {why}, so it cannot be resampled to a working GSD of {wg:g} m; leave "
-                    "the working "
-                    "GSD empty, or reproject it to a projected CRS in metres first (gdalwarp -t_srs "
-                    "EPSG:...)."
+                    f"{self.path} {why}, so it cannot be resampled to a working GSD of {wg:g} m; "
+                    "leave the working GSD empty, or reproject it to a projected CRS in metres first "
+                    "(gdalwarp -t_srs EPSG:...)."
                 )
             self.notes.append(
                 f"{where} working GSD {wg:g} m was ignored: the raster {why}; read at native pixels"
@@ -222,7 +221,7 @@ class ModelInput:
         if gt[2] != 0 or gt[4] != 0 or gt[5] >= 0:
             raise FbpError(
                 f"{self.path} has a rotated or south-up geotransform, which cannot be resampled to {wg:g} m; "
-                f"warp it north-up first (gdalwarp) or leave the working GSD empty."
+                "warp it north-up first (gdalwarp) or leave the working GSD empty."
             )
         unit = self._srs_obj.GetLinearUnits() if self._srs_obj else 1.0
         p = wg / unit  # working pixel size in CRS units
@@ -265,7 +264,7 @@ class ModelInput:
             raise FbpError(
                 f"Extent {tuple(extent)} does not intersect {self.path} "
                 f"(bounds {tuple(round(v, 6) for v in bounds)} in the raster's CRS); "
-                f"give an extent in the raster's CRS that overlaps it."
+                "give an extent in the raster's CRS that overlaps it."
             )
         self._xoff, self._yoff = c0, r0
         self.width, self.height = c1 - c0, r1 - r0
@@ -284,7 +283,8 @@ class ModelInput:
             self._mask_ds = mds
             return
         self._mask_ds = warp_to_grid(
-            mds, self._full_gt, fw, fh, self.projection, srcSRS=None if mds.GetProjection() else (self.projection or None),
+            mds, self._full_gt, fw, fh, self.projection,
+                                     srcSRS=None if mds.GetProjection() else (self.projection or None),
             srcNodata="None", errorThreshold=0, overviewLevel="NONE",
         )
 
@@ -461,7 +461,7 @@ class ModelInput:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:  # whatever fails at interpreter shutdown
             pass
 
     def __repr__(self) -> str:

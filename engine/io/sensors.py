@@ -64,15 +64,15 @@ class SensorProfile:
             counts = " or ".join(str(c) for c in sorted(self.band_order))
             what = "too few bands" if count < min(self.band_order) else "a different band count"
             raise FbpError(
-                f"{path} has {count} band(s), {what} for the '{self.name}' sensor profile, which "
-                f"expects {counts}; "
-                f"choose another sensor or give the bands explicitly, e.g. --sensor custom:nir=4,r=3,g=2,b=1."
+                f"{path} has {count} band(s), {what} for the '{self.name}' sensor profile, "
+                f"which expects {counts}; choose another sensor or give the bands explicitly, e.g. "
+                "--sensor custom:nir=4,r=3,g=2,b=1."
             )
         for role, b in zip(NIR_R_G_B, bands, strict=True):
             if not 1 <= b <= count:
                 raise FbpError(
-                    f"{path} has {count} band(s) but the '{self.label}' sensor profile takes {role} "
-                    f"from band {b}; "
+                    f"{path} has {count} band(s) "
+                    f"but the '{self.label}' sensor profile takes {role} from band {b}; "
                     f"give band numbers between 1 and {count} (e.g. custom:nir=4,r=1,g=2,b=3)."
                 )
         return bands
@@ -103,13 +103,13 @@ class SensorProfile:
             if self.reflectance:
                 return 10000.0, "floating-point reflectance x 10000: value / 10000"
             raise FbpError(
-                f"{path} holds floating-point values up to {max_value:g}, not 0..1 reflectance, and the "
-                f"'{self.label}' profile has no scale; give one, e.g. "
+                f"{path} holds floating-point values up to {max_value:g}, not 0..1 reflectance, "
+                f"and the '{self.label}' profile has no scale; give one, e.g. "
                 f"custom:nir=4,r=1,g=2,b=3,scale={max_value:.0f}."
             )
         raise FbpError(
             f"{path} has {dtype} pixels, which the '{self.label}' profile cannot scale to 0..1 by itself; "
-            f"give the scale, e.g. custom:nir=4,r=1,g=2,b=3,scale=4095."
+            "give the scale, e.g. custom:nir=4,r=1,g=2,b=3,scale=4095."
         )
 
 
@@ -117,20 +117,22 @@ PROFILES: dict[str, SensorProfile] = {
     p.name: p
     for p in [
         SensorProfile(name="gaofen2", title="Gaofen-2 PMS multispectral (B,G,R,NIR, 10-bit DN, 4 m)", gsd=4.0,
-           band_order={4: (4, 3, 2, 1)}, bit_depth=10),
+                      band_order={4: (4, 3, 2, 1)}, bit_depth=10),
         SensorProfile(name="gaofen1", title="Gaofen-1 PMS multispectral (B,G,R,NIR, 10-bit DN, 8 m)", gsd=8.0,
-           band_order={4: (4, 3, 2, 1)}, bit_depth=10),
+                      band_order={4: (4, 3, 2, 1)}, bit_depth=10),
         SensorProfile(name="planetscope",
-           title="PlanetScope surface reflectance (4-band B,G,R,NIR or 8-band; x10000; 3 m)",
-           gsd=3.0, band_order={4: (4, 3, 2, 1), 8: (8, 6, 4, 2)}, reflectance=True, working_gsd=4.0),
+                      title="PlanetScope surface reflectance (4-band B,G,R,NIR or 8-band; x10000; 3 m)",
+                      gsd=3.0, band_order={4: (4, 3, 2, 1), 8: (8, 6, 4, 2)}, reflectance=True,
+                      working_gsd=4.0),
         SensorProfile(name="sentinel2",
-           title="Sentinel-2 L1C/L2A (13-, 12- or 4-band stack, or B02,B03,B04,B08 files; 10 m)",
-           gsd=10.0, band_order={13: (8, 4, 3, 2), 12: (8, 4, 3, 2), 4: (4, 3, 2, 1)}, reflectance=True,
-           offset_from_metadata=True),
-        SensorProfile(name="fbp8bit", title="Five-Billion-Pixels 8-bit NIR,R,G,B files (CMYK-tagged, read raw; 4 m)",
-           gsd=4.0, band_order={4: (1, 2, 3, 4)}, raw_gtiff=True),
+                      title="Sentinel-2 L1C/L2A (13-, 12- or 4-band stack, or B02,B03,B04,B08 files; 10 m)",
+                      gsd=10.0, band_order={13: (8, 4, 3, 2), 12: (8, 4, 3, 2), 4: (4, 3, 2, 1)},
+                      reflectance=True, offset_from_metadata=True),
+        SensorProfile(name="fbp8bit",
+                      title="Five-Billion-Pixels 8-bit NIR,R,G,B files (CMYK-tagged, read raw; 4 m)",
+                      gsd=4.0, band_order={4: (1, 2, 3, 4)}, raw_gtiff=True),
         SensorProfile(name="rgbn", title="Generic 4-band R,G,B,NIR (aerial such as NAIP)", gsd=None,
-           band_order={4: (4, 1, 2, 3)}),
+                      band_order={4: (4, 1, 2, 3)}),
         SensorProfile(name="bgrn", title="Generic 4-band B,G,R,NIR", gsd=None, band_order={4: (4, 3, 2, 1)}),
     ]
 }
@@ -209,7 +211,8 @@ def s2_band_name(path: str) -> str | None:
 
 
 def s2_band_files(paths: list[str]) -> list[str] | None:
-    """``paths`` ordered B02, B03, B04, B08 (B, G, R, NIR) when they are exactly those Sentinel-2 band files."""
+    """``paths`` ordered B02, B03, B04, B08 (B, G, R, NIR) when they are exactly those Sentinel-2 band
+    files."""
     names = [s2_band_name(p) for p in paths]
     if sorted(n or "" for n in names) != sorted(S2_MODEL_BANDS):
         return None
@@ -262,18 +265,15 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
     md = _all_metadata_text(ds).upper()
     if n == 4 and dtype == "Byte" and ds.GetMetadataItem("SOURCE_COLOR_SPACE", "IMAGE_STRUCTURE") == "CMYK":
         return PROFILES["fbp8bit"], (
-            "4-band 8-bit TIFF tagged CMYK (photometric separated), as the Five-Billion-Pixels "
-            "NIR,R,G,B files are: "
-            "read raw"
+            "4-band 8-bit TIFF tagged CMYK (photometric separated), "
+            "as the Five-Billion-Pixels NIR,R,G,B files are: read raw"
         )
     if n < 4:
         listing = ", ".join(f"band {i + 1} {c}" for i, c in enumerate(interp)) or "none"
         raise FbpError(
-            f"{path} has {n} band(s) ({listing}) but the model needs NIR, R, G and B; use a 4-band "
-            "image with "
-            "near-infrared, stack a separate NIR band in (gdalbuildvrt -separate), or map bands "
-            "explicitly with "
-            f"{_CUSTOM_HELP} (a band may repeat, at the cost of accuracy)."
+            f"{path} has {n} band(s) ({listing}) but the model needs NIR, R, G and B; "
+            "use a 4-band image with near-infrared, stack a separate NIR band in (gdalbuildvrt -separate), "
+            f"or map bands explicitly with {_CUSTOM_HELP} (a band may repeat, at the cost of accuracy)."
         )
     found = _by_metadata(md, n) or _by_layout(n, dtype, interp, descs)
     if found is not None:
@@ -295,8 +295,7 @@ def _detect_band_files(paths: list[str]) -> tuple[SensorProfile, str]:
             "four files named for Sentinel-2 bands B02, B03, B04 and B08: stacked as B,G,R,NIR"
         )
     raise FbpError(
-        f"{len(paths)} band files were given but they are not the four Sentinel-2 files B02, B03, "
-        "B04, B08 "
+        f"{len(paths)} band files were given but they are not the four Sentinel-2 files B02, B03, B04, B08 "
         f"(found bands {', '.join(n or '?' for n in names)}); stack the bands into one raster "
         f"(gdalbuildvrt -separate) and choose a sensor: {_choices()}."
     )
@@ -334,12 +333,12 @@ def _by_layout(n: int, dtype: str, interp: list[str], descs: list[str]) -> tuple
         )
     if n == 4 and interp[:3] == ["Red", "Green", "Blue"]:
         return PROFILES["rgbn"], (
-            f"4 bands with colour interpretation Red, Green, Blue, {interp[3]}: R,G,B,NIR, so NIR,R,G,B "
-            "= 4,1,2,3"
+            f"4 bands with colour interpretation Red, Green, Blue, {interp[3]}: R,G,B,NIR, "
+            "so NIR,R,G,B = 4,1,2,3"
         )
     if n == 4 and interp[:3] == ["Blue", "Green", "Red"]:
         return PROFILES["bgrn"], (
-            f"4 bands with colour interpretation Blue, Green, Red, {interp[3]}: B,G,R,NIR, so NIR,R,G,B "
-            "= 4,3,2,1"
+            f"4 bands with colour interpretation Blue, Green, Red, {interp[3]}: B,G,R,NIR, "
+            "so NIR,R,G,B = 4,3,2,1"
         )
     return None

@@ -21,15 +21,15 @@ RETRIES = 2
 
 def run_scene(request, progress=None, is_cancelled=None) -> dict:
     """Map one scene (a MapRequest); returns a summary. A problem with the scene (FbpError) comes back as
-    ``{"ok": False, "error": ...}``; cancelling raises Cancelled."""
+    ``{"ok": False, "error": ...}``; cancelling raises CancelledError."""
     from .. import mapping
-    from ..errors import Cancelled, FbpError
+    from ..errors import CancelledError, FbpError
 
     t0 = time.monotonic()
     where = f"{socket.gethostname()}:{os.getpid()}"
     try:
         res = mapping.map_landcover(request, progress, is_cancelled)
-    except Cancelled:
+    except CancelledError:
         raise
     except FbpError as exc:
         return {"ok": False, "error": str(exc), "seconds": time.monotonic() - t0, "worker": where}
@@ -50,9 +50,9 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise FbpError("Running on several workers needs the Python packages dask and distributed, which are "
-                       "not installed; install them (pip install 'dask[distributed]') or run without "
-                       "--workers/--scheduler.") from None
+        raise FbpError("Running on several workers needs the Python packages dask and distributed, "
+                       "which are not installed; install them "
+                       "(pip install 'dask[distributed]') or run without --workers/--scheduler.") from None
     if scheduler:
         try:
             client = Client(scheduler, timeout="30s")

@@ -15,7 +15,7 @@ from pathlib import Path
 from osgeo import gdal
 
 from .. import SOFTWARE, classes
-from ..errors import Cancelled, FbpError
+from ..errors import CancelledError, FbpError
 from ..io.atomic import AtomicFiles
 from ..mapping import MapRequest
 from ..products.areas import write_area_tables
@@ -86,8 +86,8 @@ def expand_inputs(items: list[str], exclude: Path | None = None) -> list[str]:
             found = sorted({q for pat in RASTER_PATTERNS for q in p.glob(pat)}
                            | {q for pat in RASTER_PATTERNS for q in p.glob(pat.upper())})
             if not found:
-                raise FbpError(f"The input folder {p} has no *.tif, *.tiff, *.jp2 or *.vrt rasters; give the "
-                               "folder that holds the scenes or list the files.")
+                raise FbpError(f"The input folder {p} has no *.tif, *.tiff, *.jp2 or *.vrt rasters; "
+                               "give the folder that holds the scenes or list the files.")
             out.extend(str(q.absolute()) for q in found)
         elif p.exists():
             out.append(str(p.absolute()))
@@ -128,8 +128,8 @@ def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
     if out.exists() and not out.is_dir():
         raise FbpError(f"The output folder {out} is a file; give a folder (it is created if missing).")
     if not out.parent.is_dir():
-        raise FbpError(f"The parent folder of {out} does not exist; create it or choose another output "
-                       "folder.")
+        raise FbpError(f"The parent folder of {out} does not exist; "
+                       "create it or choose another output folder.")
     out.mkdir(exist_ok=True)
     man = out / mf.MANIFEST_NAME
     if not man.exists() and not job.overwrite and any(p for p in out.iterdir() if not p.name.startswith(".")):
@@ -219,8 +219,8 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
 
 
 def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.Manifest:
-    """The job's manifest: its settings and model, and a scene entry per input (an earlier run's entry when that
-    scene is done with the same key and outputs, so it is kept)."""
+    """The job's manifest: its settings and model, and a scene entry per input (an earlier run's entry when
+    that scene is done with the same key and outputs, so it is kept)."""
     from ..models.card import file_sha256
     from ..models.registry import resolve
 
@@ -231,7 +231,8 @@ def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.M
                 **{name: _setting(job.request, name) for name in (*SCENE_KEY_FIELDS, "device", "backend")},
                 "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
                 "zone_field": job.zone_field}
-    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path), "sha256": model_sha})
+    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path),
+                                           "sha256": model_sha})
     for path, name in zip(paths, _names(paths), strict=True):
         sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
         fp = mf.fingerprint(path)
@@ -267,14 +268,15 @@ def _run_local(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, 
             prog(SCENE_PHASE * (_d + f * _px) / total, _scene_message(_e, _k, len(todo), m))
 
         if task is cluster.run_scene:
-            res = task(_scene_request(job, entry), sub, prog._is_cancelled)  # noqa: SLF001 - same package family
+            res = task(_scene_request(job, entry), sub,
+                       lambda: prog.cancelled)
         else:
             res = task(_scene_request(job, entry))
         _record(entry, res)
         man.save()
         done_px += px
         prog(SCENE_PHASE * done_px / total, f"{k} of {len(todo)} scenes mapped, "
-             f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
+                                            f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
 
 
 def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, prog: Progress,
@@ -291,7 +293,8 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
     try:
         while futures:
             if prog.cancelled:
-                raise Cancelled("Cancelled by the user; finished scenes are kept and the job can be resumed.")
+                raise CancelledError("Cancelled by the user; "
+                                     "finished scenes are kept and the job can be resumed.")
             finished = [f for f in futures if f.done()]
             if not finished:
                 time.sleep(0.2)
@@ -300,14 +303,14 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
                 entry = futures.pop(fut)
                 try:
                     res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker crash or another error: this scene only
+                except Exception as exc:  # a worker crash or any other error: this scene only
                     res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 _record(entry, res)
                 man.save()
                 done_px += max(entry.pixels, 1)
                 n_done += 1
                 prog(SCENE_PHASE * done_px / total, f"{n_done} of {len(todo)} scenes mapped, "
-                     f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
+                                                    f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
     finally:
         if futures:
             client.cancel(list(futures))

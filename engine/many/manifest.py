@@ -100,8 +100,9 @@ def load_previous(path: Path) -> dict[str, SceneEntry]:
         data = json.loads(path.read_text(encoding="utf-8"))
         scenes = [SceneEntry(**s) for s in data.get("scenes", [])]
     except (ValueError, TypeError) as exc:
-        raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); remove "
-                       "it or choose another output folder (its scenes will then be mapped again).") from None
+        raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); "
+                       "remove it or choose another output folder "
+                       "(its scenes will then be mapped again).") from None
     return {s.input: s for s in scenes}
 
 

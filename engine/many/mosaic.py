@@ -89,7 +89,7 @@ def scene_date(path: str) -> tuple[str, str]:
     if m:
         return f"{m.group(1)}-{m.group(2)}-{m.group(3)}", "file name"
     mtime = os.stat(path).st_mtime
-    return _dt.datetime.fromtimestamp(mtime, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "file time"
+    return _dt.datetime.fromtimestamp(mtime, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file time"
 
 
 def priority(dates: list[str], rule: str) -> list[int]:
@@ -131,8 +131,8 @@ def _footprint(path: str, wkt: str) -> tuple[float, float, float, float, float, 
     src = ds.GetSpatialRef()
     dst = srs(wkt)
     if src is None:
-        raise FbpError(f"The scene map {path} has no CRS; give the input raster a CRS so it can be "
-                       "mosaicked.")
+        raise FbpError(f"The scene map {path} has no CRS; "
+                       "give the input raster a CRS so it can be mosaicked.")
     if src.IsSame(dst):
         gt, w, h = ds.GetGeoTransform(), ds.RasterXSize, ds.RasterYSize
     else:
@@ -270,7 +270,8 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
     counter = AreaCounter(grid.geotransform, grid.projection)
     cw = fw = None
     try:
-        cw = class_writer(scratch_file(finals["classes"]), grid.width, grid.height, grid.geotransform, grid.projection)
+        cw = class_writer(scratch_file(finals["classes"]), grid.width, grid.height, grid.geotransform,
+                          grid.projection)
         if with_confidence:
             fw = confidence_writer(scratch_file(finals["confidence"]), grid.width, grid.height,
                                    grid.geotransform, grid.projection)

@@ -36,14 +36,14 @@ class ZoneCounter:
         except RuntimeError:
             src = None
         if src is None or src.GetLayerCount() == 0:
-            raise FbpError(f"The zones file {path} could not be opened as a vector layer; give a GeoPackage "
-                           "or shapefile of polygons.")
+            raise FbpError(f"The zones file {path} could not be opened as a vector layer; "
+                           "give a GeoPackage or shapefile of polygons.")
         layer = src.GetLayer(0)
         defn = layer.GetLayerDefn()
         if field and defn.GetFieldIndex(field) < 0:
             names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-            raise FbpError(f"The zones layer {path} has no field {field!r}; choose one of "
-                           f"{', '.join(names)}.")
+            raise FbpError(f"The zones layer {path} has no field {field!r}; "
+                           f"choose one of {', '.join(names)}.")
         self.grid = grid
         self.area = PixelArea(grid.geotransform, grid.projection)
         self.mem = ogr.GetDriverByName("Memory").CreateDataSource("zones")

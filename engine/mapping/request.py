@@ -1,4 +1,5 @@
-"""What a mapping run is asked (MapRequest) and what it gives back (MapResult), and the outputs it will write."""
+"""What a mapping run is asked (MapRequest) and what it gives back (MapResult), and the outputs it will
+write."""
 
 from __future__ import annotations
 
@@ -72,12 +73,13 @@ def plan_outputs(req: MapRequest) -> Outputs:
     """Check every output of ``req`` (FbpError for an existing one without overwrite, or a folder that cannot
     be written) and say where each goes."""
     out = check_destination(req.output, req.overwrite, "output map")
-    confidence = check_destination(req.confidence, req.overwrite, "confidence raster") if req.confidence else None
+    confidence = check_destination(req.confidence, req.overwrite,
+                                   "confidence raster") if req.confidence else None
     areas = check_destination(req.areas, req.overwrite, "area table") if req.areas else None
     quicklook = check_destination(req.quicklook, req.overwrite, "quicklook") if req.quicklook else None
     areas_json = check_destination(json_beside(areas), req.overwrite, "area table (JSON)") if areas else None
     qml = out.with_suffix(".qml")
     if not req.overwrite and qml.exists():
-        raise FbpError(f"The style file {qml} already exists beside the output; choose another output "
-                       "name or ask to overwrite (--overwrite).")
+        raise FbpError(f"The style file {qml} already exists beside the output; "
+                       "choose another output name or ask to overwrite (--overwrite).")
     return Outputs(out, qml, confidence, areas, areas_json, quicklook)

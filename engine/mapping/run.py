@@ -53,10 +53,12 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             model, card = quick_adapt_for_mapping(model, card, inp, stats, req.adapt, prog.stage(*ADAPT_SPAN),
                                                   model_path=str(model_path))  # finds its source memory
         start = ADAPT_SPAN[1] if req.adapt else ADAPT_SPAN[0]
-        prog(start, "Preparing the model to run (a model's first use on the CPU exports it to ONNX once, 10-60 s)")
+        prog(start, "Preparing the model to run (a model's first use on the CPU exports it to ONNX once, "
+                    "10-60 s)")
         backend = make_backend(model, card, model_path if not req.adapt else None,
                                backend=_backend_name(req, inp.width * inp.height), device=req.device)
-        settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height, card.architecture)
+        settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
+                                    card.architecture)
         metadata = _metadata(req, card, model_path, profile, reason, stats, backend, settings)
         rows = _write_products(req, outputs, inp, backend, stats, settings, metadata, prog, start)
         prog(1.0, "Done")
@@ -96,7 +98,8 @@ def default_settings(req: MapRequest, backend, multiple: int, width: int, height
                                confidence=want_conf)
     gpu = backend.device.startswith("cuda")
     overlap = req.overlap if req.overlap is not None else 64
-    # The authors' U-Net keeps ~2 KB of activations per pixel on the CPU: 640 px windows stay near 1.2 GB.
+    # The authors' U-Net keeps kilobytes of activations per pixel on the CPU: windows above 640 px cost
+    # gigabytes (bench/README.md).
     high = 1024 if gpu or architecture != "fbp_unet" else 640
     if req.window:
         wx = wy = req.window
@@ -124,7 +127,8 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
         class_tmp = files.temp_for(outputs.classes)
         cw = class_writer(class_tmp, inp.width, inp.height, inp.geotransform, inp.projection)
         if outputs.confidence:
-            fw = confidence_writer(files.temp_for(outputs.confidence), inp.width, inp.height, inp.geotransform,
+            fw = confidence_writer(files.temp_for(outputs.confidence), inp.width, inp.height,
+                                   inp.geotransform,
                                    inp.projection)
         counter = AreaCounter(inp.geotransform, inp.projection)
 
@@ -161,7 +165,7 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
 
 def _bound_gdal_cache() -> None:
     """GDAL's block cache defaults to 5 % of RAM and fills with the output's dirty blocks on wide rasters;
-    256 MB is plenty for row-band writing. A user's GDAL_CACHEMAX wins."""
+    GDAL_CACHE_MB is plenty for row-band writing. A user's GDAL_CACHEMAX wins."""
     if "GDAL_CACHEMAX" not in os.environ and gdal.GetCacheMax() > GDAL_CACHE_MB * 2**20:
         gdal.SetCacheMax(GDAL_CACHE_MB * 2**20)
 
@@ -184,7 +188,8 @@ def _metadata(req, card, model_path, profile, reason, stats, backend, settings) 
         "FBP_SENSOR": profile.name,
         "FBP_SENSOR_REASON": reason,
         "FBP_STATS": json.dumps(stats.to_dict()),
-        "FBP_STITCH": f"{settings.stitch} window={settings.window}x{settings.rows} overlap={settings.overlap}",
+        "FBP_STITCH": (f"{settings.stitch} window={settings.window}x{settings.rows} "
+                       f"overlap={settings.overlap}"),
         "FBP_BACKEND": f"{backend.name} on {backend.device}",
         "FBP_CLASSES": "Five-Billion-Pixels 24 classes; 0 = nodata",
     }

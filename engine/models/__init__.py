@@ -51,7 +51,7 @@ def input_multiple(model: Any) -> int:
 def probability_model(model: Any) -> Any:
     """An inference module giving softmax class probabilities (N,25,h,w) of ``model``'s scores.
 
-    The softmax is written out as exp(x - max) / sum, which onnxruntime runs ~8x faster than its Softmax
+    The softmax is written out as exp(x - max) / sum, which onnxruntime runs much faster than its Softmax
     operator over the channels of an NCHW tensor (bench/README.md). Where the model's head ends by
     upsampling its class scores (smp FPN: a 1x1 convolution at 1/4 resolution, then 4x bilinear), the
     softmax runs before that upsampling: the probabilities are then the bilinear blend of the 1/4-resolution

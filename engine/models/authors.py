@@ -1,6 +1,7 @@
 """The authors' published DPA checkpoints (``unet_<city>.pth.tar``): ``torch.save`` pickles read with
-``torch.load(weights_only=True)`` (plus numpy scalar types, so a numpy ``best_pred`` loads); anything that would
-run code is refused. The city in the file name gives the sensor and the authors' normalisation statistics."""
+``torch.load(weights_only=True)`` (plus numpy scalar types, so a numpy ``best_pred`` loads); anything that
+would run code is refused. The city in the file name gives the sensor and the authors' normalisation
+statistics."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .torch_import import import_torch
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.normalize import Stats
 
-# The authors' five target cities (fbp.md §2): the sensor each one's test image came from.
+# The authors' five target cities: the sensor each one's test image came from.
 CITY_SENSORS = {
     "beijing": "sentinel2",
     "guangzhou": "sentinel2",
@@ -60,13 +61,14 @@ def _torch_load_weights(src: Path) -> Any:
             found = re.search(r"GLOBAL ([\w.]+)", text)
             what = found.group(1) if found else "an unknown global"
             raise FbpError(
-                f"The checkpoint {src} is refused as unsafe: loading it would run code ({what}) instead of "
-                "just reading weights; use a checkpoint from a trusted source that holds only tensors."
+                f"The checkpoint {src} is refused as unsafe: loading it would run code "
+                f"({what}) instead of just reading weights; "
+                "use a checkpoint from a trusted source that holds only tensors."
             ) from None
         raise FbpError(
             f"The checkpoint {src} is damaged or truncated ({text}); copy or download it again."
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any other failure of a weights-only load is a damaged file
+    except Exception as exc:  # any other failure of a weights-only load is a damaged file
         raise FbpError(
             f"The checkpoint {src} is damaged or truncated ({type(exc).__name__}: {str(exc)[:120]}); "
             "copy or download it again."
@@ -87,8 +89,9 @@ def _extract_state_dict(obj: Any, src: Path) -> tuple[dict[str, Any], dict[str, 
                 break
     if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
         raise FbpError(
-            f"The file {src} is a PyTorch file but holds no model weights (expected a state dict or "
-            "{'state_dict': ...}); use one of the authors' unet_<city>.pth.tar files."
+            f"The file {src} is a PyTorch file but holds no model weights "
+            "(expected a state dict or {'state_dict': ...}); "
+            "use one of the authors' unet_<city>.pth.tar files."
         )
     state = {}
     for key, value in obj.items():
@@ -107,15 +110,15 @@ def validate_fbp_unet_state(state: dict[str, Any], src: str | os.PathLike) -> No
     out_w = state.get("outc.conv.weight")
     if out_w is not None and out_w.ndim == 4 and out_w.shape[0] != NUM_OUTPUTS:
         raise FbpError(
-            f"The checkpoint {src} predicts {out_w.shape[0]} classes, but fbp_landcover needs the "
-            f"{NUM_OUTPUTS} outputs of the Five-Billion-Pixels scheme (unlabeled + 24 classes); "
-            "use a model trained on FBP."
+            f"The checkpoint {src} predicts {out_w.shape[0]} classes, "
+            f"but fbp_landcover needs the {NUM_OUTPUTS} outputs of the Five-Billion-Pixels scheme "
+            "(unlabeled + 24 classes); use a model trained on FBP."
         )
     in_w = state.get("inc.double_conv.0.weight")
     if in_w is not None and in_w.ndim == 4 and in_w.shape[1] != len(IN_BANDS):
         raise FbpError(
-            f"The checkpoint {src} takes {in_w.shape[1]} input bands, but the FBP U-Net takes 4 "
-            "(NIR, R, G, B); use a 4-band FBP model."
+            f"The checkpoint {src} takes {in_w.shape[1]} input bands, but the FBP U-Net takes 4 (NIR, R, G, "
+            "B); use a 4-band FBP model."
         )
     with torch.device("meta"):
         reference = {k: tuple(v.shape) for k, v in FbpUNet().state_dict().items()}

@@ -61,8 +61,8 @@ class ModelCard:
         version = int(data.get("format_version", 0))
         if version > FORMAT_VERSION:
             raise FbpError(
-                f"{source} was written by a newer fbp_landcover (model format {version}, this version reads "
-                f"{FORMAT_VERSION}); update the plugin to use it."
+                f"{source} was written by a newer fbp_landcover (model format {version}, "
+                f"this version reads {FORMAT_VERSION}); update the plugin to use it."
             )
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
@@ -103,7 +103,7 @@ def _stats_from_dict(data: Any) -> Stats:
 
 def now_iso() -> str:
     """The current UTC time, ISO 8601, to the second."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

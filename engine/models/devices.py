@@ -14,7 +14,7 @@ def cuda_device_name() -> str | None:
     try:
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
-    except Exception:  # noqa: BLE001 - any failure of the driver: no device
+    except Exception:  # any failure of the driver: no device
         return None
     return None
 
@@ -25,6 +25,6 @@ def pick_device(device: str = "auto") -> str:
         raise FbpError(f"The device {device!r} is unknown; use one of {', '.join(DEVICES)}.")
     gpu = cuda_device_name()
     if device == "cuda" and gpu is None:
-        raise FbpError("The device 'cuda' was requested but torch sees no CUDA device (CPU-only torch or no GPU); "
-                       "use device 'auto' or 'cpu'.")
+        raise FbpError("The device 'cuda' was requested but torch sees no CUDA device "
+                       "(CPU-only torch or no GPU); use device 'auto' or 'cpu'.")
     return "cuda" if device != "cpu" and gpu is not None else "cpu"

@@ -1,8 +1,7 @@
-"""The authors' plain U-Net (fbp.md §3), with the exact module layout of their checkpoints.
+"""The authors' plain U-Net, with the exact module layout of their published checkpoints.
 
 State-dict keys: ``inc.double_conv.{0,1,3,4}.*``, ``down{1..4}.maxpool_conv.1.double_conv.{0,1,3,4}.*``,
 ``up{1..4}.conv.double_conv.{0,1,3,4}.*``, ``outc.conv.{weight,bias}``. 4 inputs (NIR,R,G,B), 25 outputs.
-About 321 GFLOP per 512x512 tile.
 """
 
 from __future__ import annotations

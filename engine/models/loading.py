@@ -56,9 +56,9 @@ def check_output_shape(model: Any, card: ModelCard, path: str | os.PathLike) -> 
         out = model.eval()(torch.zeros(1, len(card.in_bands), side, side))
     if tuple(out.shape) != (1, card.num_outputs, side, side):
         raise FbpError(
-            f"The model in {path} turns a {side}x{side} input into an output of shape {tuple(out.shape)[1:]} "
-            f"instead of ({card.num_outputs}, {side}, {side}); re-create it with options that keep the input "
-            "size."
+            f"The model in {path} turns a {side}x{side} input into an output of shape "
+            f"{tuple(out.shape)[1:]} instead of ({card.num_outputs}, {side}, {side}); "
+            "re-create it with options that keep the input size."
         )
 
 

@@ -66,8 +66,8 @@ def add_model(
     name = name or model_stem(src)
     if not _NAME.match(name):
         raise FbpError(
-            f"The model name {name!r} cannot be used as a file name; use letters, digits, '_', '-' and '.' "
-            "only."
+            f"The model name {name!r} cannot be used as a file name; use letters, digits, '_', "
+            "'-' and '.' only."
         )
     root = _folder(folder)
     dst = root / (name + EXTENSION)
@@ -111,6 +111,6 @@ def resolve(spec: str | os.PathLike, folder: str | os.PathLike | None = None) ->
             f"The model file {text} does not exist; check the path (models registered in {root}: {known})."
         )
     raise FbpError(
-        f"There is no model named {text!r} in {root} (known models: {known}); give a checkpoint file or "
-        "add one."
+        f"There is no model named {text!r} in {root} (known models: {known}); "
+        "give a checkpoint file or add one."
     )

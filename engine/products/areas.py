@@ -138,8 +138,8 @@ def count_raster(path: str, block_rows: int = 512) -> AreaCounter:
     try:
         ds = gdal.Open(str(path))
     except RuntimeError as exc:
-        raise FbpError(f"Cannot read the class raster {path}: GDAL could not open it; give a GeoTIFF made "
-                       "by fbp-landcover map.") from exc
+        raise FbpError(f"Cannot read the class raster {path}: GDAL could not open it; "
+                       "give a GeoTIFF made by fbp-landcover map.") from exc
     counter = AreaCounter(ds.GetGeoTransform(), ds.GetProjection())
     band = ds.GetRasterBand(1)
     for y in range(0, ds.RasterYSize, block_rows):

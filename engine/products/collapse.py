@@ -1,5 +1,6 @@
-"""A class map re-coded to a coarser legend (``engine/legends/*.json``: ``gid5``, ``coarse``, or a legend file):
-a uint8 GeoTIFF with nodata 0, the legend's colour table and class names, written through ``io.atomic``."""
+"""A class map re-coded to a coarser legend (``engine/legends/*.json``: ``gid5``, ``coarse``, or a legend
+file): a uint8 GeoTIFF with nodata 0, the legend's colour table and class names, written through
+``io.atomic``."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ gdal.UseExceptions()
 ROWS = 512  # rows re-coded per read
 
 
-def collapse_raster(source: str | os.PathLike, legend: str, output: str | os.PathLike, *, overwrite: bool = False,
+def collapse_raster(source: str | os.PathLike, legend: str, output: str | os.PathLike, *,
+                    overwrite: bool = False,
                     progress: ProgressFn | None = None, is_cancelled: CancelFn | None = None) -> str:
-    """Write the FBP class raster ``source`` re-coded to ``legend`` as ``output``; returns the output's path."""
+    """Write the FBP class raster ``source`` re-coded to ``legend`` as ``output``; returns the output's
+    path."""
     prog = Progress(progress, is_cancelled)
     collapse = classes.load_collapse(legend)
     out = check_destination(output, overwrite, "collapsed map")

@@ -16,7 +16,7 @@ from .. import classes
 
 gdal.UseExceptions()
 
-# NUM_THREADS: DEFLATE blocks are compressed on all cores (same pixels; 1.6x faster finish on 2 cores).
+# NUM_THREADS: DEFLATE blocks are compressed on all cores (the same pixels, a faster finish: bench/README.md).
 CREATION_OPTIONS = ["TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
                     "NUM_THREADS=ALL_CPUS"]
 CONFIDENCE_NODATA = -1.0
@@ -81,7 +81,8 @@ def confidence_writer(tmp: Path, width: int, height: int, geotransform, projecti
     return w
 
 
-def quicklook_png(class_path: Path, png: Path, max_size: int = 1024, present: list[int] | None = None) -> None:
+def quicklook_png(class_path: Path, png: Path, max_size: int = 1024,
+                  present: list[int] | None = None) -> None:
     """A PNG picture of the class map (longest side <= max_size) with a legend of the classes present."""
     from PIL import Image, ImageDraw
 
@@ -89,7 +90,8 @@ def quicklook_png(class_path: Path, png: Path, max_size: int = 1024, present: li
     scale = max(ds.RasterXSize, ds.RasterYSize) / max_size
     w = max(1, round(ds.RasterXSize / max(scale, 1)))
     h = max(1, round(ds.RasterYSize / max(scale, 1)))
-    data = ds.GetRasterBand(1).ReadAsArray(buf_xsize=w, buf_ysize=h, resample_alg=gdal.GRIORA_NearestNeighbour)
+    data = ds.GetRasterBand(1).ReadAsArray(buf_xsize=w, buf_ysize=h,
+                                           resample_alg=gdal.GRIORA_NearestNeighbour)
     ds = None
     lut = np.array([c.rgb for c in classes.CLASSES] + [(0, 0, 0)] * (256 - len(classes.CLASSES)), np.uint8)
     rgb = lut[data]

@@ -1,4 +1,5 @@
-"""Domain adaptation with Dynamic Pseudo-label Assignment (Tong et al. 2023), and quick adaptation to one image.
+"""Domain adaptation with Dynamic Pseudo-label Assignment (Tong et al. 2023), and quick adaptation to one
+image.
 
 Siamese DPA (with source data: an FBP root, labelled rasters, or the checkpoint's source memory): a source
 batch and a target batch are concatenated along the batch axis, passed through ONE network in train mode
@@ -39,7 +40,8 @@ BN_METHODS = ("bn", "bn+kl", "bn+pseudo")  # those that re-estimate BatchNorm st
 # ---- BatchNorm ------------------------------------------------------------------------------------------
 
 def bn_adapt(model, batches, device: str) -> int:
-    """Re-estimate every BatchNorm's running statistics from target batches (cumulative average). Returns #batches."""
+    """Re-estimate every BatchNorm's running statistics from target batches (cumulative average). Returns
+    #batches."""
     torch = import_torch()
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -87,8 +89,8 @@ def _method(requested: str, has_source: bool) -> str:
     if method not in METHODS:
         raise FbpError(f"The adaptation method {requested!r} is not known; use one of {', '.join(METHODS)}.")
     if method == "siamese" and not has_source:
-        raise FbpError("Siamese adaptation needs source data (an FBP folder, labelled rasters or a source memory); "
-                       "give one, or use a source-free method (bn+kl).")
+        raise FbpError("Siamese adaptation needs source data (an FBP folder, "
+                       "labelled rasters or a source memory); give one, or use a source-free method (bn+kl).")
     return method
 
 
@@ -143,13 +145,15 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     budget = _Budget(opts)
     info: dict[str, Any] = {"method": method, "iterations": 0, "final_pseudo_label_share": 0.0}
     if method in BN_METHODS:
-        info["bn_batches"] = _bn_stage(model, target, opts, prog.stage(0.0, 0.1 if method != "bn" else 1.0), device)
+        info["bn_batches"] = _bn_stage(model, target, opts, prog.stage(0.0, 0.1 if method != "bn" else 1.0),
+                                       device)
         if method == "bn":
             info["seconds"] = budget.seconds()
             return info
         prog = prog.stage(0.1, 1.0)
     anchor = _frozen_copy(model) if method == "bn+kl" else None
-    opt = Optimisation(model, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay, device=device,
+    opt = Optimisation(model, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay,
+                       device=device,
                        amp=opts.amp)
     opt.schedule(budget.total_for, opts.poly_power)
     model.train()
@@ -170,7 +174,8 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
         last_loss = float(loss.detach())
         i += 1
         prog(budget.fraction(i),
-             f"Adapting: iteration {i} of {budget.shown()}, pseudo-label share {share:.1%}, loss {last_loss:.4f}")
+             f"Adapting: iteration {i} of {budget.shown()}, pseudo-label share {share:.1%}, "
+             f"loss {last_loss:.4f}")
     model.eval()
     info.update(iterations=i, final_pseudo_label_share=round(float(share), 6), final_loss=last_loss,
                 seconds=budget.seconds())
@@ -184,7 +189,8 @@ def _frozen_copy(model):
     return anchor
 
 
-def _siamese_loss(model, opt: Optimisation, xt, vt, source, weights, share: float, opts: AdaptOptions, device):
+def _siamese_loss(model, opt: Optimisation, xt, vt, source, weights, share: float, opts: AdaptOptions,
+                  device):
     """One network over the concatenated source and target batches (BatchNorm over the mixed batch)."""
     from .dpa import assign_pseudo_labels
     from .losses import dpa_loss
@@ -200,7 +206,8 @@ def _siamese_loss(model, opt: Optimisation, xt, vt, source, weights, share: floa
 
 
 def _self_training_loss(model, opt: Optimisation, xt, vt, anchor, weights, share: float, opts: AdaptOptions):
-    """Source-free: the target's own pseudo-labels, plus the KL anchor to the frozen model when there is one."""
+    """Source-free: the target's own pseudo-labels, plus the KL anchor to the frozen model when there is
+    one."""
     from .dpa import assign_pseudo_labels
     from .losses import kl_anchor, weighted_ce
 
@@ -261,7 +268,8 @@ def _open_source(source, card, model_path, opts: AdaptOptions, rng: np.random.Ge
     if source is None:
         mem_file = _memory_for(card, model_path)
         if mem_file is None:
-            return _Source(None, None, "none (source-free: no source data given and no source memory beside the model)")
+            return _Source(None, None, "none (source-free: "
+                                       "no source data given and no source memory beside the model)")
     elif isinstance(source, (str, os.PathLike)) and Path(source).is_file() and str(source).endswith(".npz"):
         mem_file = Path(source)
     if mem_file is not None:
@@ -279,7 +287,8 @@ def _open_source(source, card, model_path, opts: AdaptOptions, rng: np.random.Ge
     stats = "source" if card.stats is not None and getattr(card.stats, "source", "") == "fbp" else "scene"
     sampler = PatchSampler(regions, patch, stats=stats, augment=opts.augment, seed=opts.seed)
     where = source if isinstance(source, (str, os.PathLike)) else f"{len(scenes)} labelled raster(s)"
-    return _Source(sampler.batch, list(sampler.class_totals.astype(int)), f"labelled source data: {where}", patch,
+    return _Source(sampler.batch, list(sampler.class_totals.astype(int)), f"labelled source data: {where}",
+                   patch,
                    scenes)
 
 
@@ -305,7 +314,8 @@ def _patch(src: _Source, opts: AdaptOptions, device: str) -> int:
 
 # ---- public entries ---------------------------------------------------------------------------------
 
-def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike, config: AdaptOptions | None = None,
+def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike,
+          config: AdaptOptions | None = None,
           source=None, sensor: str = "auto", stats: str = "scene", working_gsd: float | None = None,
           models_dir: str | None = None, name: str | None = None, progress=None, is_cancelled=None,
           **options) -> ModelCard:
@@ -340,9 +350,10 @@ def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike, con
             info = _adapt_in_place(model, target, src, opts, prog.stage(0.02, 0.98), device)
             prog.check()
             run = {"normalisation": f"per-image statistics ({stats})", "patch": patch, "device": device}
-            new_card = _adapted_card(card, model_path, target, src, opts, {**run, **info}, name or model_stem(out))
-            prog(1.0, f"Adapted in {info['iterations']} iteration(s); final pseudo-label share "
-                      f"{info['final_pseudo_label_share']:.1%}")
+            new_card = _adapted_card(card, model_path, target, src, opts, {**run, **info},
+                                     name or model_stem(out))
+            prog(1.0, f"Adapted in {info['iterations']} iteration(s); "
+                      f"final pseudo-label share {info['final_pseudo_label_share']:.1%}")
             return save_checkpoint(out, model.cpu(), new_card)
         finally:
             target.close()
@@ -351,7 +362,8 @@ def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike, con
 
 
 def _epoch_iterations(target, patch: int, opts: AdaptOptions) -> int:
-    """``opts.epochs`` passes over the targets' patch grid (the reference cut target patches at a 384 stride)."""
+    """``opts.epochs`` passes over the targets' patch grid (the reference cut target patches at a 384
+    stride)."""
     from .sampler import PATCH_STRIDE_TARGET
 
     per_epoch = sum(math.ceil(max(1, i.width - patch) / PATCH_STRIDE_TARGET) *
@@ -372,8 +384,8 @@ def _adapted_card(card: ModelCard, model_path, target, src: _Source, opts: Adapt
     base = card.provenance if isinstance(card.provenance, dict) else {}
     provenance = {
         "task": "domain adaptation (Dynamic Pseudo-label Assignment)",
-        "trained_on": f"{base.get('trained_on', 'unknown')}; then adapted without labels to "
-                      f"{len(target.inputs)} target image(s)",
+        "trained_on": f"{base.get('trained_on', 'unknown')}; "
+                      f"then adapted without labels to {len(target.inputs)} target image(s)",
         "adapted_from": str(model_path),
         "base_provenance": base,
         "adapted_to": [str(p) for p in target.paths],
@@ -398,7 +410,8 @@ def quick_adapt_for_mapping(model, card: ModelCard, inp, stats, opts: AdaptOptio
     """Quick adaptation inside mapping: (adapted model in eval mode, card with provenance), nothing written.
 
     ``inp`` is the open ModelInput and ``stats`` the Stats mapping normalises with, so adaptation sees exactly
-    what prediction will; ``model_path`` finds the source memory beside the checkpoint (see ``adapt``'s source).
+    what prediction will; ``model_path`` finds the source memory beside the checkpoint (see ``adapt``'s
+    source).
     """
     from .sampler import TargetSampler
 
@@ -413,7 +426,8 @@ def quick_adapt_for_mapping(model, card: ModelCard, inp, stats, opts: AdaptOptio
     model = model.cpu().eval()
     provenance = dict(card.provenance) if isinstance(card.provenance, dict) else {}
     provenance["quick_adaptation"] = {"image": str(getattr(inp, "path", "")), "source_used": src.description,
-                                      "patch": patch, **{k: v for k, v in asdict(opts).items() if v is not None},
+                                      "patch": patch, **{k: v for k,
+                                                         v in asdict(opts).items() if v is not None},
                                       **info}
     return model, ModelCard(**{**card.to_dict(), "stats": card.stats, "provenance": provenance})
 

@@ -13,7 +13,8 @@ MIN_SIGMA = 0.05  # pixels: a narrower blur leaves the image as it is
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """float32 Gaussian blur of the last two axes of a (C, H, W) image: kernel radius ceil(3σ), edges reflected."""
+    """float32 Gaussian blur of the last two axes of a (C, H, W) image: kernel radius ceil(3σ), edges
+    reflected."""
     radius = min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1)
     if sigma < MIN_SIGMA or radius < 1:
         return image

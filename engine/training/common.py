@@ -21,7 +21,8 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> f
 
 def make_optimizer(model, lr: float, momentum: float = 0.9, weight_decay: float = 1e-5):
     torch = import_torch()
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True,
+                           weight_decay=weight_decay)
 
 
 class Optimisation:
@@ -33,7 +34,8 @@ class Optimisation:
     re-estimated while running).
     """
 
-    def __init__(self, model, *, lr: float, momentum: float, weight_decay: float, device: str, amp: bool) -> None:
+    def __init__(self, model, *, lr: float, momentum: float, weight_decay: float, device: str,
+                 amp: bool) -> None:
         torch = import_torch()
         self.torch = torch
         self.base_lr = lr
@@ -44,7 +46,8 @@ class Optimisation:
         self._iteration = 0
 
     def schedule(self, total: Callable[[int], int], power: float, start: int = 0) -> None:
-        for group in self.optimizer.param_groups:  # a loaded optimizer state holds the last rate, not the base
+        # a loaded optimizer state holds the last rate, not the base
+        for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] = self.base_lr
         self._iteration = start
         self._schedule = self.torch.optim.lr_scheduler.LambdaLR(

@@ -59,7 +59,8 @@ class AdaptOptions:
     seconds: float | None = None
     factor: float = 0.5
     class_quota: float | bool = False
-    steps: int | None = None  # virtual epochs the schedule is cut into (None: the share grows every iteration)
+    # virtual epochs the schedule is cut into (None: the share grows every iteration)
+    steps: int | None = None
     batch_size: int = 4  # target patches per iteration
     source_batch_size: int | None = None  # None: same as batch_size (the reference: 16 + 16)
     patch: int | None = None  # None: the source memory's patch size, else 512 on a GPU and 256 on a CPU

@@ -1,4 +1,4 @@
-"""Reader for the official Five-Billion-Pixels layout (fbp.md §2), one window at a time.
+"""Reader for the official Five-Billion-Pixels dataset layout, one window at a time.
 
     <root>/Image__8bit_NirRGB/<scene>.tif          4 x uint8 NIR,R,G,B, tagged CMYK -> read raw (GTIFF_RAW:)
     <root>/Image_16bit_BGRNir/<scene>.tiff         4 x uint16 B,G,R,NIR (10-bit DN)
@@ -53,12 +53,14 @@ def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
     """The scenes under an FBP root that have a label and the requested image ("8bit" or "16bit"), by name."""
     root = Path(root)
     if image not in IMAGE_KINDS:
-        raise FbpError(f"FBP image kind {image!r} is not known; use '8bit' (NIR,R,G,B) or '16bit' (B,G,R,NIR).")
+        raise FbpError(f"FBP image kind {image!r} is not known; use '8bit' (NIR,R,G,B) or '16bit' "
+                       "(B,G,R,NIR).")
     label_dir = root / LABEL_DIR
     if not label_dir.is_dir():
         raise FbpError(
-            f"{root} is not a Five-Billion-Pixels folder: expected {LABEL_DIR}/ with <scene>{LABEL_SUFFIX} files "
-            f"beside {IMAGE8_DIR}/; found {sorted(p.name for p in root.iterdir())[:6] if root.is_dir() else 'no folder'}; "
+            f"{root} is not a Five-Billion-Pixels folder: "
+            f"expected {LABEL_DIR}/ with <scene>{LABEL_SUFFIX} files beside {IMAGE8_DIR}/; "
+            f"found {sorted(p.name for p in root.iterdir())[:6] if root.is_dir() else 'no folder'}; "
             "point to the folder that holds them."
         )
     scenes = []
@@ -71,7 +73,8 @@ def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
     if not scenes:
         folder = IMAGE8_DIR if image == "8bit" else IMAGE16_DIR
         raise FbpError(
-            f"No scene under {root} has both a label in {LABEL_DIR}/ and an image in {folder}/ with the same name; "
+            f"No scene under {root} has both a label in {LABEL_DIR}/ and an image in {folder}/ "
+            "with the same name; "
             "check the folder names and that images are named <scene>.tif(f) and labels <scene>_24label.png."
         )
     return scenes
@@ -80,7 +83,8 @@ def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
 class FbpScene:
     """One FBP scene read by window: NIR,R,G,B in 0..1, validity, and labels (0 on padding)."""
 
-    def __init__(self, files: FbpSceneFiles, image: str = "8bit", label_cache: str | Path | None = None) -> None:
+    def __init__(self, files: FbpSceneFiles, image: str = "8bit",
+                 label_cache: str | Path | None = None) -> None:
         self.files = files
         self.name = files.name
         self.kind = image
@@ -99,8 +103,9 @@ class FbpScene:
         self._lab = gdal.Open(self.label_path)
         if (self._lab.RasterXSize, self._lab.RasterYSize) != (self.width, self.height):
             raise FbpError(
-                f"{files.label}: expected the size of its image {path} ({self.width}x{self.height}), found "
-                f"{self._lab.RasterXSize}x{self._lab.RasterYSize}; labels and images must be on the same grid."
+                f"{files.label}: expected the size of its image {path} ({self.width}x{self.height}), "
+                f"found {self._lab.RasterXSize}x{self._lab.RasterYSize}; "
+                "labels and images must be on the same grid."
             )
 
     def read(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,6 +182,7 @@ def _cached_label(png: Path, cache: Path) -> str:
         return str(dst)
     with atomic_path(dst) as tmp:
         ds = gdal.Translate(str(tmp), str(png), format="GTiff", bandList=[1],
-                            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
+                            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256",
+                                             "BLOCKYSIZE=256"])
         del ds  # closing the dataset writes it
     return str(dst)

@@ -33,8 +33,8 @@ def load_class_mapping(mapping: str | Path | Mapping | None) -> dict[int, int] |
         try:
             mapping = json.loads(Path(mapping).read_text())
         except FileNotFoundError:
-            raise FbpError(f"The class mapping file {source} does not exist; give a JSON file "
-                           '{"their value": FBP index}.') from None
+            raise FbpError(f"The class mapping file {source} does not exist; "
+                           'give a JSON file {"their value": FBP index}.') from None
         except json.JSONDecodeError as exc:
             raise FbpError(f"The class mapping file {source} is not valid JSON ({exc}); "
                            'expected {"their value": FBP index}, e.g. {"10": 6, "80": 13}.') from None
@@ -75,7 +75,8 @@ class LabelledRaster:
         try:
             src = gdal.Open(self.label_path)
         except RuntimeError as exc:
-            raise FbpError(f"The label raster {label} cannot be opened ({exc}); give a single-band raster.") from None
+            raise FbpError(f"The label raster {label} cannot be opened ({exc}); "
+                           "give a single-band raster.") from None
         if src.RasterCount < 1:
             raise FbpError(f"The label raster {label} has no band; give a single-band class raster.")
         self.reprojected = not same_grid(RasterGrid.of(src), self.inp.grid)
@@ -94,7 +95,8 @@ class LabelledRaster:
             if raw.max(initial=0) >= NUM_OUTPUTS or raw.min(initial=0) < 0:
                 bad = int(raw.max()) if raw.max() >= NUM_OUTPUTS else int(raw.min())
                 raise FbpError(
-                    f"The label raster {self.label_path} holds the value {bad}, outside the FBP indices 0..24; "
+                    f"The label raster {self.label_path} holds the value {bad}, "
+                    "outside the FBP indices 0..24; "
                     'give a class mapping JSON {"their value": FBP index}.'
                 )
             out = raw.astype(np.uint8)
@@ -127,8 +129,9 @@ def _warped(src: gdal.Dataset, inp) -> gdal.Dataset:
     """A warped VRT of the label raster on the image's grid (nearest neighbour, read on the fly)."""
     if src.GetGeoTransform(can_return_null=True) is None or not src.GetProjection():
         raise FbpError(
-            f"The label raster {src.GetDescription()} is not on the image grid ({src.RasterXSize}x{src.RasterYSize} vs "
-            f"{inp.width}x{inp.height}) and has no georeferencing to reproject it; give labels on the image's grid."
+            f"The label raster {src.GetDescription()} is not on the image grid "
+            f"({src.RasterXSize}x{src.RasterYSize} vs {inp.width}x{inp.height}) "
+            "and has no georeferencing to reproject it; give labels on the image's grid."
         )
     nodata = src.GetRasterBand(1).GetNoDataValue()
     return warp_to_grid(src, inp.geotransform, inp.width, inp.height, inp.projection,

@@ -55,7 +55,8 @@ def build_class_index(scene: LabelledScene, cell: int = 32, rows_per_read: int =
         lab = scene.label_window(0, y0, scene.width, h).astype(np.int64)
         ys = (np.arange(h) + y0) // cell
         cell_id = (ys[:, None] - y0 // cell) * nx + xs[None, :]
-        binc = np.bincount((cell_id * NUM_OUTPUTS + lab).ravel(), minlength=(ys[-1] - y0 // cell + 1) * nx * NUM_OUTPUTS)
+        binc = np.bincount((cell_id * NUM_OUTPUTS + lab).ravel(),
+                           minlength=(ys[-1] - y0 // cell + 1) * nx * NUM_OUTPUTS)
         counts[y0 // cell: ys[-1] + 1] += binc.reshape(-1, nx, NUM_OUTPUTS)
     return ClassIndex(cell, counts)
 
@@ -67,7 +68,8 @@ class Region:
     scene: LabelledScene
     y0: int
     y1: int
-    index: ClassIndex  # cells of these rows only (cells straddling y0/y1 belong to the region holding their top)
+    # cells of these rows only (cells straddling y0/y1 belong to the region holding their top)
+    index: ClassIndex
 
     @property
     def name(self) -> str:
@@ -76,7 +78,8 @@ class Region:
         return f"{self.scene.name}[rows {self.y0}:{self.y1}]"
 
 
-def split_scenes(names: Sequence[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
+def split_scenes(names: Sequence[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str],
+                                                                                          list[str]]:
     """Deterministic scene-wise split: the scenes whose sha1(seed:name) sorts first go to validation."""
     names = sorted(set(names))
     if len(names) < 2 or val_fraction <= 0:
@@ -113,12 +116,13 @@ class PatchSampler:
     """Random labelled patches from regions, optionally class-aware, normalised and augmented.
 
     class_aware: choose a class c with probability proportional to share_c ** class_power (0.5: a class with
-    1/100 of another's pixels is chosen 1/10 as often, i.e. far more than its pixel share; 0: uniformly),
-    then a region and a 32-px cell in proportion to that class's pixels there, and centre the patch on a random
+    1/100 of another's pixels is chosen 1/10 as often, i.e. far more than its pixel share; 0: uniformly), then
+    a region and a 32-px cell in proportion to that class's pixels there, and centre the patch on a random
     pixel of that class in that cell (clamped to the scene, so the patch always holds it).
     """
 
-    def __init__(self, regions: Sequence[Region], patch: int = 512, *, stats="source", class_aware: bool = False,
+    def __init__(self, regions: Sequence[Region], patch: int = 512, *, stats="source",
+                 class_aware: bool = False,
                  class_power: float = 0.5, augment: bool = True, seed: int = 0, min_labelled: float = 0.05,
                  max_tries: int = 10) -> None:
         if not regions:
@@ -141,7 +145,8 @@ class PatchSampler:
         self.class_totals = totals.sum(axis=0)
         labelled = totals[:, 1:].sum(axis=1)
         if labelled.sum() <= 0:
-            raise FbpError(f"The labels of {', '.join(r.name for r in self.regions)} hold no class 1..24 pixel; "
+            names = ", ".join(r.name for r in self.regions)
+            raise FbpError(f"The labels of {names} hold no class 1..24 pixel; "
                            "check the label files (and the class mapping).")
         self.region_p = labelled / labelled.sum()
         share = self.class_totals[1:] / self.class_totals[1:].sum()
@@ -180,7 +185,8 @@ class PatchSampler:
         return ri, x, y
 
     def window(self, rng: np.random.Generator | None = None) -> tuple[int, int, int]:
-        """(region index, x, y) of a patch with at least ``min_labelled`` labelled pixels (best of a few tries)."""
+        """(region index, x, y) of a patch with at least ``min_labelled`` labelled pixels (best of a few
+        tries)."""
         rng = self.rng if rng is None else rng
         best = None
         for _ in range(self.max_tries):
@@ -210,7 +216,8 @@ class PatchSampler:
 
     def read(self, ri: int, x: int, y: int, augment: bool | None = None,
              rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised float32 (4, p, p) image and uint8 (p, p) labels of a window (labels outside the region are 0)."""
+        """Normalised float32 (4, p, p) image and uint8 (p, p) labels of a window (labels outside the region
+        are 0)."""
         r = self.regions[ri]
         img, valid, lab = self.read_raw(ri, x, y)
         if self.do_augment if augment is None else augment:
@@ -256,7 +263,8 @@ class TargetSampler:
     """Unlabelled patches from one or many target rasters, read through their sensor profile at the working
     GSD and normalised with per-scene statistics (or given ones), exactly as mapping reads them."""
 
-    def __init__(self, inputs: Sequence, stats: Sequence[tuple[Sequence[float], Sequence[float]]], patch: int = 512,
+    def __init__(self, inputs: Sequence, stats: Sequence[tuple[Sequence[float], Sequence[float]]],
+                 patch: int = 512,
                  *, augment: bool = True, seed: int = 0, min_valid: float = 0.5, max_tries: int = 20,
                  owns_inputs: bool = False) -> None:
         if not inputs:
@@ -275,9 +283,11 @@ class TargetSampler:
         self.input_p = area / area.sum()
 
     @classmethod
-    def open(cls, images: Sequence[str | Sequence[str]], sensor: str = "auto", patch: int = 512, *, stats="scene",
+    def open(cls, images: Sequence[str | Sequence[str]], sensor: str = "auto", patch: int = 512, *,
+             stats="scene",
              working_gsd: float | None = None, **kwargs) -> TargetSampler:
-        """Open target rasters (each a path, or a list of Sentinel-2 band files) through their sensor profile."""
+        """Open target rasters (each a path, or a list of Sentinel-2 band files) through their sensor
+        profile."""
         from ..io import sensors
         from ..io.raster import open_input
 
@@ -317,8 +327,10 @@ class TargetSampler:
             if best is None or frac > best[0]:
                 best = (frac, (k, x, y))
         if best[0] <= 0:
-            raise FbpError(f"No valid pixel found in {len(self.inputs)} target image(s) after {self.max_tries} tries "
-                           f"({', '.join(map(str, self.paths))}); check nodata, the mask and the sensor profile.")
+            raise FbpError("No valid pixel found "
+                           f"in {len(self.inputs)} target image(s) after {self.max_tries} tries "
+                           f"({', '.join(map(str, self.paths))}); check nodata, "
+                           "the mask and the sensor profile.")
         return best[1]
 
     def batch(self, n: int):

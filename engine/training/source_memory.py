@@ -78,7 +78,8 @@ class SourceMemory:
 def build_source_memory(regions: list[Region], *, count: int = 256, size: int = 256, stats="source",
                         seed: int = 0, progress=None) -> SourceMemory:
     """A class-stratified sample of ``count`` patches of ``size`` pixels from labelled regions."""
-    sampler = PatchSampler(regions, size, stats=stats, class_aware=True, class_power=0.0, augment=False, seed=seed)
+    sampler = PatchSampler(regions, size, stats=stats, class_aware=True, class_power=0.0, augment=False,
+                           seed=seed)
     rng = np.random.default_rng(seed)
     present = [c for c in range(1, NUM_OUTPUTS) if sampler.class_totals[c] > 0]
     images = np.zeros((count, 4, size, size), np.uint8)
@@ -133,12 +134,12 @@ def load_source_memory(path: str | os.PathLike) -> SourceMemory:
             mean, std = data["mean"], data["std"]
             meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data else {}
     except FileNotFoundError:
-        raise FbpError(f"The source memory {path} does not exist; train with a source memory or give a source "
-                       "dataset.") from None
+        raise FbpError(f"The source memory {path} does not exist; "
+                       "train with a source memory or give a source dataset.") from None
     except (ValueError, KeyError, OSError) as exc:
         raise FbpError(f"The source memory {path} is damaged or not a source memory ({exc}); "
                        "re-create it by training again, or adapt without it.") from None
     if images.ndim != 4 or images.shape[1] != 4 or labels.shape != (images.shape[0],) + images.shape[2:]:
-        raise FbpError(f"The source memory {path} holds arrays of unexpected shapes {images.shape} / "
-                       f"{labels.shape}; re-create it.")
+        raise FbpError(f"The source memory {path} holds arrays of unexpected shapes "
+                       f"{images.shape} / {labels.shape}; re-create it.")
     return SourceMemory(images, labels, mean.astype(np.float32), std.astype(np.float32), meta)

@@ -48,7 +48,8 @@ def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.nda
 
 
 def miou(cm: np.ndarray) -> float:
-    """Mean IoU over the classes present in the reference (engine.metrics, the reference code's convention)."""
+    """Mean IoU over the classes present in the reference (engine.metrics, the reference code's
+    convention)."""
     from ..assessment.metrics import scores
 
     value = scores(cm)["miou_present"]
@@ -83,15 +84,16 @@ def last_path(out: str | os.PathLike) -> Path:
 # ---- opening labelled sources ----------------------------------------------------------------------
 
 def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", class_mapping=None,
-                         label_cache: str | os.PathLike | None = None, working_gsd: float | None = None) -> list:
+                         label_cache: str | os.PathLike | None = None,
+                         working_gsd: float | None = None) -> list:
     """Scenes from an FBP root, a list of (image, label) pairs, or already opened scene objects."""
     from .fbp_dataset import is_fbp_root, open_fbp
     from .labelled_data import LabelledRaster
 
     if isinstance(source, (str, os.PathLike)):
         if not is_fbp_root(source):
-            raise FbpError(f"{source} is not a Five-Billion-Pixels folder (no Annotation__index/ inside); give the "
-                           "dataset root, or (image, label) raster pairs.")
+            raise FbpError(f"{source} is not a Five-Billion-Pixels folder (no Annotation__index/ inside); "
+                           "give the dataset root, or (image, label) raster pairs.")
         return open_fbp(source, image=image, label_cache=label_cache)
     scenes = []
     for item in source:
@@ -101,10 +103,12 @@ def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", c
             scenes.append(LabelledRaster(item[0], item[1], sensor=sensor, class_mapping=class_mapping,
                                          working_gsd=working_gsd))
         else:
-            raise FbpError(f"The training source entry {item!r} is neither an (image, label) pair nor a scene; "
-                           "give an FBP root folder or a list of (image raster, label raster) pairs.")
+            raise FbpError(f"The training source entry {item!r} is neither an (image, "
+                           "label) pair nor a scene; give an FBP root folder or a list of (image raster, "
+                           "label raster) pairs.")
     if not scenes:
-        raise FbpError("The training source is empty; give an FBP root folder or (image, label) raster pairs.")
+        raise FbpError("The training source is empty; "
+                       "give an FBP root folder or (image, label) raster pairs.")
     return scenes
 
 
@@ -113,7 +117,8 @@ def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
     from .fbp_dataset import FbpScene
 
     if all(isinstance(s, FbpScene) for s in scenes):
-        return ("fbp8bit" if image == "8bit" else "gaofen2"), 4.0, f"Five-Billion-Pixels layout ({image} images)"
+        sensor = "fbp8bit" if image == "8bit" else "gaofen2"
+        return sensor, 4.0, f"Five-Billion-Pixels layout ({image} images)"
     profiles = {getattr(getattr(s, "profile", None), "name", None) for s in scenes}
     gsds = {round(float(getattr(getattr(s, "inp", None), "gsd", 0.0) or 0.0), 3) for s in scenes}
     sensor = profiles.pop() if len(profiles) == 1 else None
@@ -125,8 +130,9 @@ def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
 
 def train_source(source, out: str | os.PathLike, config: TrainConfig | None = None, *, progress=None,
                  is_cancelled=None, **overrides) -> ModelCard:
-    """Train a model on labelled source data; writes ``out`` (best on validation mIoU), ``<stem>.last.fbpmodel``,
-    ``<stem>.resume.pt`` (after every epoch) and ``<stem>.memory.npz`` (the source memory). Returns the best card.
+    """Train a model on labelled source data; writes ``out`` (best on validation mIoU),
+    ``<stem>.last.fbpmodel``, ``<stem>.resume.pt`` (after every epoch) and ``<stem>.memory.npz`` (the source
+    memory). Returns the best card.
 
     source: an FBP root folder, a list of (image, label) raster pairs, or opened scenes. config: a TrainConfig
     (default: the reference recipe); keyword ``overrides`` of its fields are applied on top.
@@ -156,7 +162,8 @@ class _SourceTraining:
         torch = import_torch()
         self.torch, self.out, self.cfg, self.device, self.prog = torch, out, cfg, device, prog
         self.train_regions, self.val_regions = make_regions(scenes, cfg.val_fraction, cfg.seed)
-        self.sampler = PatchSampler(self.train_regions, cfg.patch, stats=cfg.stats, class_aware=cfg.class_aware,
+        self.sampler = PatchSampler(self.train_regions, cfg.patch, stats=cfg.stats,
+                                    class_aware=cfg.class_aware,
                                     class_power=cfg.class_power, augment=True, seed=cfg.seed)
         self.val_set = PatchSampler(self.val_regions or self.train_regions, cfg.patch, stats=cfg.stats,
                                     augment=False, seed=cfg.seed + 1)
@@ -171,9 +178,11 @@ class _SourceTraining:
         self.opt = Optimisation(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                 device=device, amp=cfg.amp)
         self.setup = {"architecture": cfg.architecture, "smp_arch": cfg.smp_arch, "encoder": cfg.encoder,
-                      "patch": cfg.patch, "batch_size": cfg.batch_size, "iterations_per_epoch": self.per_epoch,
+                      "patch": cfg.patch, "batch_size": cfg.batch_size,
+                      "iterations_per_epoch": self.per_epoch,
                       "stats": cfg.stats, "image": cfg.image, "train": [r.name for r in self.train_regions],
-                      "val": [r.name for r in self.val_regions]}  # what a resume file must have been made with
+                      # what a resume file must have been made with
+                      "val": [r.name for r in self.val_regions]}
         self.state = {"epoch": 0, "iteration": 0, "best_miou": -1.0, "best_epoch": -1, "history": []}
         self.resume_file = companion(out, RESUME_SUFFIX)
         if cfg.resume and self.resume_file.is_file():
@@ -190,7 +199,8 @@ class _SourceTraining:
             self.prog.check()
             self._end_epoch(epoch, val_now, loss)
         self._save_source_memory()
-        self.prog(1.0, f"Trained {self.cfg.epochs} epoch(s); best validation mIoU {self.state['best_miou']:.4f}")
+        self.prog(1.0, f"Trained {self.cfg.epochs} epoch(s); "
+                       f"best validation mIoU {self.state['best_miou']:.4f}")
         return read_card(self.out)
 
     # ---- set-up
@@ -202,12 +212,14 @@ class _SourceTraining:
         card = ModelCard(name=cfg.name or self.out.stem, architecture=cfg.architecture, smp_arch=cfg.smp_arch,
                          encoder=cfg.encoder, arch_kwargs=dict(cfg.arch_kwargs or {}), gsd=gsd, sensor=sensor,
                          stats=FBP_SOURCE_STATS if cfg.stats == "source" else None)
-        self.torch.manual_seed(cfg.seed)  # the initial weights too are fixed by the seed (a run is repeatable)
+        # the initial weights too are fixed by the seed (a run is repeatable)
+        self.torch.manual_seed(cfg.seed)
         model = build_model(card).to(self.device)
         multiple = input_multiple(model)
         if cfg.patch % multiple:
-            raise FbpError(f"The patch size {cfg.patch} is not a multiple of {multiple}, which this model needs; "
-                           f"use e.g. {max(multiple, cfg.patch // multiple * multiple)}.")
+            raise FbpError(f"The patch size {cfg.patch} is not a multiple of {multiple}, "
+                           "which this model needs; use e.g. "
+                           f"{max(multiple, cfg.patch // multiple * multiple)}.")
         return model, card, description
 
     def _one_pass(self) -> int:
@@ -246,14 +258,16 @@ class _SourceTraining:
             loss = self.loss(logits, y, self.weights)
             opt.step(loss)
             speed = (it + 1 - self.start) / max(1e-9, time.monotonic() - self.t0)
-            self.prog((it + 1) / (self.total + 1), f"Epoch {epoch + 1}/{cfg.epochs}, iteration {it + 1}/{self.total}, "
-                      f"loss {float(loss.detach()):.4f}, {speed:.2f} it/s")
+            self.prog((it + 1) / (self.total + 1), f"Epoch {epoch + 1}/{cfg.epochs}, "
+                                                   f"iteration {it + 1}/{self.total}, "
+                                                   f"loss {float(loss.detach()):.4f}, {speed:.2f} it/s")
         return loss
 
     def _val_batches(self):
         torch, n = self.torch, self.cfg.batch_size
         for i in range(0, len(self.val_windows), n):
-            imgs, labs = zip(*(self.val_set.read(*w, augment=False) for w in self.val_windows[i:i + n]), strict=True)
+            imgs, labs = zip(*(self.val_set.read(*w, augment=False) for w in self.val_windows[i:i + n]),
+                             strict=True)
             yield torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(labs).astype(np.int64))
 
     def _end_epoch(self, epoch: int, val_now: float, loss) -> None:
@@ -274,9 +288,12 @@ class _SourceTraining:
             self.torch.save({"epoch": state["epoch"], "iteration": state["iteration"],
                              "best_miou": float(state["best_miou"]), "best_epoch": int(state["best_epoch"]),
                              "history": json.dumps(state["history"]), "config": json.dumps(self.setup),
-                             "model": self.model.state_dict(), "optimizer": self.opt.optimizer.state_dict()}, tmp)
-        self.prog(state["iteration"] / (self.total + 1), f"Epoch {epoch + 1}/{self.cfg.epochs}: validation mIoU "
-                  f"{val_now:.4f} (best {state['best_miou']:.4f} at epoch {state['best_epoch']})")
+                             "model": self.model.state_dict(), "optimizer": self.opt.optimizer.state_dict()},
+                            tmp)
+        self.prog(state["iteration"] / (self.total + 1), f"Epoch {epoch + 1}/{self.cfg.epochs}: "
+                                                         f"validation mIoU {val_now:.4f} "
+                                                         f"(best {state['best_miou']:.4f} at epoch "
+                                                         f"{state['best_epoch']})")
 
     def _card(self, kind: str, val_now: float) -> ModelCard:
         """The card of the checkpoint written now ("best" or "last") with the run's provenance."""
@@ -285,7 +302,8 @@ class _SourceTraining:
             "task": "source training",
             "trained_on": f"{self.description}: {len(self.train_regions)} training scene(s)",
             "train_scenes": [r.name for r in self.train_regions],
-            "validation_scenes": [r.name for r in self.val_regions] or "none (validated on the training scenes)",
+            "validation_scenes": [r.name for r in self.val_regions] or "none (validated on "
+                                                                       "the training scenes)",
             "epochs": state["epoch"], "epochs_planned": cfg.epochs, "iterations": state["iteration"],
             "iterations_per_epoch": self.per_epoch, "batch_size": cfg.batch_size, "patch": cfg.patch,
             "optimizer": f"SGD nesterov momentum {cfg.momentum} weight decay {cfg.weight_decay}",
@@ -300,7 +318,8 @@ class _SourceTraining:
 
     def _save_source_memory(self) -> None:
         cfg = self.cfg
-        memory = build_source_memory(self.train_regions, count=cfg.memory_count, size=min(cfg.memory_size, cfg.patch),
+        memory = build_source_memory(self.train_regions, count=cfg.memory_count, size=min(cfg.memory_size,
+                                                                                          cfg.patch),
                                      stats=cfg.stats, seed=cfg.seed,
                                      progress=self.prog.stage(self.total / (self.total + 1), 1.0))
         save_source_memory(memory_path(self.out), memory)

@@ -1,4 +1,5 @@
-"""DPA adaptation with a tiny model: the share schedule, provenance, source memory use, source-free, cancel."""
+"""DPA adaptation with a tiny model: the share schedule, provenance, source memory use, source-free,
+cancel."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import re
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.demo import synthetic
-from fbp_landcover.engine.errors import Cancelled
+from fbp_landcover.engine.errors import CancelledError
 from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import adapt as adapt_mod
 from fbp_landcover.engine.training import dpa, fbp_dataset, sampler, source_memory
 from fbp_landcover.engine.training.config import AdaptOptions
-
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import tiny_checkpoint
 
@@ -36,7 +37,8 @@ def setup(tmp_path_factory):
         for s in scenes:
             s.close()
     source_memory.save_source_memory(source_memory.memory_path(model), mem)
-    target, _truth = synthetic.write_target_scene(d / "target.tif", d / "truth.tif", "planetscope", size=96, seed=3)
+    target, _truth = synthetic.write_target_scene(d / "target.tif", d / "truth.tif", "planetscope", size=96,
+                                                  seed=3)
     return d, model, target
 
 
@@ -125,7 +127,7 @@ def test_cancel_leaves_no_file(setup):
         return calls["n"] > 1
 
     before = set(d.iterdir())
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         adapt_mod.adapt(str(model), str(target), out=d / "cancelled.fbpmodel", patch=64, batch_size=2,
                         iterations=50, is_cancelled=cancelled)
     assert set(d.iterdir()) == before
@@ -142,12 +144,14 @@ def test_quick_adapt_for_mapping_uses_the_open_input(setup):
     with open_input(str(target), get_profile("planetscope")) as inp:
         stats = scene_stats(inp)
         net2, card2 = adapt_mod.quick_adapt_for_mapping(
-            net, card, inp, stats, AdaptOptions(iterations=2, batch_size=2, patch=64), Progress(), model_path=path)
+            net, card, inp, stats, AdaptOptions(iterations=2, batch_size=2, patch=64), Progress(),
+                                                        model_path=path)
     q = card2.provenance["quick_adaptation"]
     assert q["iterations"] == 2 and q["source_used"].startswith("source memory") and not net2.training
 
 
-def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup, monkeypatch):
+def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup,
+                                                                                             monkeypatch):
     """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
     exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
     from fbp_landcover.engine import mapping

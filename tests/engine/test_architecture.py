@@ -66,7 +66,8 @@ def test_one_atomic_write_mechanism():
 
 
 def test_importing_the_engine_cli_and_mapping_loads_no_qt_and_no_torch():
-    code = ("import sys, fbp_landcover, fbp_landcover.engine.mapping, fbp_landcover.engine.cli;"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('qgis','PyQt5','torch')))")
+    code = ("import sys, fbp_landcover, fbp_landcover.engine.mapping, "
+            "fbp_landcover.engine.cli;print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('qgis','PyQt5','torch')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

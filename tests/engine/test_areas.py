@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
-from fbp_landcover.engine.products.areas import AreaCounter, PixelArea, count_raster, table_csv
 from osgeo import osr
 
+from fbp_landcover.engine.products.areas import AreaCounter, PixelArea, count_raster, table_csv
 from tests.rasters import write_raster
 
 

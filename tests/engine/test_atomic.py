@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.io.atomic import (
     AtomicFiles,
@@ -22,7 +23,8 @@ def test_partial_names_are_hidden_tied_to_their_target_and_never_reused(tmp_path
     a, b = partial_path(target), partial_path(target)
     assert a != b and a.is_file() and b.is_file()  # made by mkstemp: each one exists, each one is new
     for p in (a, b):
-        assert p.parent == tmp_path and p.name.startswith(".landcover.tif.") and p.name.endswith(".partial.tif")
+        assert p.parent == tmp_path
+        assert p.name.startswith(".landcover.tif.") and p.name.endswith(".partial.tif")
     assert partials_of(target) == sorted([a, b])
     assert partials_of(tmp_path / "landcover.qml") == []  # another target of the same stem is not confused
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.inference import onnx_cache
 from fbp_landcover.engine.inference.backends import make_backend
@@ -20,7 +21,6 @@ from fbp_landcover.engine.models import devices
 from fbp_landcover.engine.models.card import file_sha256
 from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
-
 from tests.models import fbp_unet_with_stats, tiny_checkpoint
 
 torch = import_torch()
@@ -160,17 +160,18 @@ def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     real_mkstemp = tempfile.mkstemp
 
-    def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 - the tempfile argument name
-        if Path(dir).resolve() == folder.resolve():
-            raise PermissionError(13, "Permission denied", str(dir))
-        return real_mkstemp(*args, dir=dir, **kwargs)
+    def mkstemp(*args, **kwargs):
+        if Path(kwargs["dir"]).resolve() == folder.resolve():
+            raise PermissionError(13, "Permission denied", str(kwargs["dir"]))
+        return real_mkstemp(*args, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)  # every atomic write goes through it
     exports = []
     # the real export is tested above; a one-node model stands in here, to test where the file goes
     monkeypatch.setattr(onnx_cache, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
     backend = make_backend(model, card, where, backend="onnx")
-    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / f"tiny.{onnx_cache.export_key(file_sha256(ckpt))}.onnx"
+    name = f"tiny.{onnx_cache.export_key(file_sha256(ckpt))}.onnx"
+    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / name
     assert backend.onnx_path == expected and expected.is_file()
     assert len(exports) == 1 and Path(exports[0]).parent == expected.parent
     assert list(folder.glob("*.onnx")) == [] and list(expected.parent.glob("*.tmp")) == []
@@ -240,8 +241,10 @@ def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, 
         again = model(x)
     assert low["logits"].shape[-2:] == (24, 16) and logits.shape == probs.shape == (2, 25, 96, 64)
     upsample = model.segmentation_head[1]
-    assert isinstance(upsample, torch.nn.Upsample) and upsample.scale_factor == 4 and upsample.mode == "bilinear"
-    expected = torch.nn.functional.interpolate(torch.softmax(low["logits"], 1), scale_factor=4, mode="bilinear",
+    assert isinstance(upsample,
+                      torch.nn.Upsample) and upsample.scale_factor == 4 and upsample.mode == "bilinear"
+    expected = torch.nn.functional.interpolate(torch.softmax(low["logits"], 1), scale_factor=4,
+                                               mode="bilinear",
                                                align_corners=upsample.align_corners)
     np.testing.assert_allclose(probs.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.classes import CLASSES
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.io.normalize import CITY_STATS, Stats
@@ -18,7 +19,6 @@ from fbp_landcover.engine.models.card import ModelCard, file_sha256
 from fbp_landcover.engine.models.fbpmodel import load_checkpoint, save_checkpoint
 from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
-
 from tests.models import UNTRAINED, authors_checkpoint, tiny_checkpoint, tiny_model
 
 torch = import_torch()

@@ -5,6 +5,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from fbp_landcover.engine import classes
 from fbp_landcover.engine.errors import FbpError
 

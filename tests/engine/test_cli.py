@@ -58,6 +58,7 @@ def test_errors_are_one_sentence_and_exit_1(tmp_path):
 
 def test_collapse_command(tmp_path):
     import numpy as np
+
     from fbp_landcover.engine.classes import load_collapse
 
     classes = np.arange(1, 25, dtype=np.uint8).reshape(4, 6)

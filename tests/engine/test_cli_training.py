@@ -6,11 +6,11 @@ import argparse
 import json
 
 import pytest
+
 from fbp_landcover.engine import cli
 from fbp_landcover.engine.cli import training as cli_training
 from fbp_landcover.engine.demo import synthetic
 from fbp_landcover.engine.models.fbpmodel import read_card
-
 from tests.models import TINY_SMP
 
 TINY_ARGS = ["--arch", TINY_SMP["smp_arch"], "--encoder", TINY_SMP["encoder"],

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
+
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.training import augment, fbp_dataset, sampler
-from osgeo import gdal
 
 gdal.UseExceptions()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from osgeo import gdal, osr
+
 from fbp_landcover.engine.io.gdal import (
     GRID_TOLERANCE,
     RasterGrid,
@@ -13,8 +15,6 @@ from fbp_landcover.engine.io.gdal import (
     same_grid,
 )
 from fbp_landcover.engine.training.labelled_data import LabelledRaster
-from osgeo import gdal, osr
-
 from tests.rasters import random_scene, write_raster
 
 GT = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)
@@ -33,7 +33,8 @@ def test_same_grid_has_one_tolerance_in_pixels():
     assert same_grid(a, a) and same_grid(a, a._replace(geotransform=near))
     assert not same_grid(a, a._replace(geotransform=far))
     assert not same_grid(a, a._replace(width=101))
-    assert not same_grid(a, a._replace(geotransform=(GT[0], 4.0001, 0.0, GT[3], 0.0, -4.0)))  # far corner moves
+    assert not same_grid(a, a._replace(geotransform=(GT[0], 4.0001, 0.0, GT[3], 0.0,
+                                                     -4.0)))  # far corner moves
     assert not same_grid(a, a._replace(projection=_wkt(32651)))
     # without georeferencing (or a CRS) a raster lies on the grid of any raster of its size
     assert same_grid(a, RasterGrid(100, 80, None, "")) and same_grid(a, a._replace(projection=""))
@@ -43,7 +44,8 @@ def test_geographic_pixel_size_is_ellipsoidal():
     wgs84 = osr.SpatialReference()
     wgs84.ImportFromEPSG(4326)
     x, y = geographic_pixel_metres((10.0, 1.0, 0.0, 45.5, 0.0, -1.0), 1, wgs84)  # one degree, centred at 45°
-    assert x == pytest.approx(78_846.8, abs=1.0) and y == pytest.approx(111_131.8, abs=1.0)  # N cos φ, M at 45°
+    assert x == pytest.approx(78_846.8, abs=1.0) and y == pytest.approx(111_131.8,
+                                                                        abs=1.0)  # N cos φ, M at 45°
     x, y = geographic_pixel_metres((0.0, 1.0, 0.0, 0.5, 0.0, -1.0), 1, wgs84)  # at the equator
     assert x == pytest.approx(111_319.5, abs=1.0) and y == pytest.approx(110_574.3, abs=1.0)
 

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal, ogr, osr
+
 from fbp_landcover.engine import classes
 from fbp_landcover.engine import mapping as mapping_module
 from fbp_landcover.engine.cli.many import add_commands
-from fbp_landcover.engine.errors import Cancelled, FbpError
+from fbp_landcover.engine.errors import CancelledError, FbpError
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
 from fbp_landcover.engine.many.mosaic import composite, priority, scene_date
 from fbp_landcover.engine.mapping import MapRequest
-from osgeo import gdal, ogr, osr
-
 from tests.models import tiny_checkpoint
 from tests.rasters import random_scene, write_raster
 
@@ -195,7 +195,7 @@ def test_interrupted_job_resumes_without_recomputing(model, tmp_path, monkeypatc
                      geotransform=(500000.0 + 200 * k, 4.0, 0.0, 4000000.0 - 40 * k, 0.0, -4.0))
     calls = count_calls(monkeypatch)
     out = tmp_path / "out"
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         map_many(job([folder], out, model), is_cancelled=lambda: len(calls) >= 2)
     man = json.loads((out / "manifest.json").read_text())
     assert [s["state"] for s in man["scenes"]] == ["done", "done", "pending"]

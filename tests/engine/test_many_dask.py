@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
+
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many.cluster import run_scene
 from fbp_landcover.engine.mapping import MapRequest
-from osgeo import gdal
-
 from tests.models import tiny_checkpoint
 from tests.rasters import random_scene, write_raster
 

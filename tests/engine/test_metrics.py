@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.assessment.metrics import ConfusionMatrix, kappa, scores
 from fbp_landcover.engine.errors import FbpError
 

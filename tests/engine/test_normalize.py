@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.io.normalize import (
     CITY_STATS,
@@ -15,7 +16,6 @@ from fbp_landcover.engine.io.normalize import (
 )
 from fbp_landcover.engine.io.raster import open_input
 from fbp_landcover.engine.io.sensors import PROFILES
-
 from tests.rasters import write_raster
 
 

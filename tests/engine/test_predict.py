@@ -1,4 +1,5 @@
-"""Streaming prediction: the reference scheme reproduced pixel for pixel, seamless blending, bounded panels."""
+"""Streaming prediction: the reference scheme reproduced pixel for pixel, seamless blending, bounded
+panels."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from fbp_landcover.engine.inference.predict import PredictSettings, classes_and_confidence, predict
 from fbp_landcover.engine.io.normalize import Stats
 

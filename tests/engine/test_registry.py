@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.models import build_model, registry
 from fbp_landcover.engine.models.card import ModelCard, file_sha256
 from fbp_landcover.engine.models.loading import load_model
-
 from tests.models import authors_checkpoint, tiny_checkpoint
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.io.sensors import PROFILES, detect, get_profile, s2_band_name
 from osgeo import gdal
 
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.io.sensors import PROFILES, detect, get_profile, s2_band_name
 from tests.rasters import write_raster
 
 

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 import pytest
+from osgeo import gdal, osr
+
 from fbp_landcover.engine.demo.synthetic import (
     NO_SHIFT,
     SENTINEL2,
@@ -19,7 +21,6 @@ from fbp_landcover.engine.demo.synthetic import (
 )
 from fbp_landcover.engine.demo.synthetic.writers import scene
 from fbp_landcover.engine.training.fbp_dataset import IMAGE8_DIR, IMAGE16_DIR, LABEL_DIR
-from osgeo import gdal, osr
 
 VEGETATION = [2, 3, 4, 5, 6, 7, 10]
 WATER = [11, 13, 14, 15]
@@ -61,7 +62,9 @@ def test_many_classes_in_a_512_scene(seed):
 def test_class_mix_changes_proportions():
     src = np.stack([make_labels(np.random.default_rng(s), 256, "source") for s in range(3)])
     tgt = np.stack([make_labels(np.random.default_rng(s), 256, "target") for s in range(3)])
-    share = lambda a, cls: np.isin(a, cls).mean()  # noqa: E731
+    def share(a, cls):
+        return np.isin(a, cls).mean()
+
     assert share(tgt, [1, 12]) > 1.5 * share(src, [1, 12])  # more town
     assert share(tgt, [6, 7]) > 1.5 * share(src, [6, 7])  # more forest
     assert share(tgt, [3]) < share(src, [3])  # fewer irrigated fields

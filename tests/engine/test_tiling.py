@@ -1,9 +1,10 @@
 """The window grid covers every pixel and the blending weights sum to one (property tests)."""
 
 import numpy as np
-from fbp_landcover.engine.inference.tiling import axis_starts, axis_weight_sum, axis_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fbp_landcover.engine.inference.tiling import axis_starts, axis_weight_sum, axis_weights
 
 
 @settings(max_examples=300, deadline=None)

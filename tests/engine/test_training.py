@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from fbp_landcover.engine.errors import Cancelled
+
+from fbp_landcover.engine.errors import CancelledError
 from fbp_landcover.engine.models import build_model
 from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.models.torch_import import import_torch
 from fbp_landcover.engine.training import common, losses, source_memory, train
-
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import TINY_SMP, tiny_model
 
@@ -113,7 +113,8 @@ def test_checkpoints_written_with_provenance(trained):
 def test_checkpoint_round_trip_gives_the_same_outputs(trained):
     d, _root, card, _messages = trained
     loaded, loaded_card, _path = load_model(str(d / "m.fbpmodel"))
-    state = torch.load(str(d / "m.resume.pt"), weights_only=True)["model"]  # the weights as training left them
+    state = torch.load(str(d / "m.resume.pt"),
+                       weights_only=True)["model"]  # the weights as training left them
     direct = build_model(loaded_card)
     direct.load_state_dict(state)
     direct.eval()
@@ -146,7 +147,7 @@ def test_resume_continues_the_iteration_count(trained, tmp_path):
 
 def test_cancel_before_the_first_epoch_writes_nothing(tmp_path):
     root = make_fbp_root(tmp_path / "fbp", names=("GF2_A", "GF2_B"), h=64, w=64)
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         train.train_source(root, tmp_path / "c.fbpmodel", epochs=1, is_cancelled=lambda: True, **TRAIN)
     assert not list(tmp_path.glob("c*"))
 

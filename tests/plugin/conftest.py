@@ -29,8 +29,9 @@ _PROVIDERS: list = []  # Python must keep its provider objects alive (the regist
 @pytest.fixture
 def fbp_provider(qgis_processing):
     """The fbplandcover provider, registered (again, if a test removed it)."""
-    from fbp_landcover.plugin.provider import FbpProvider
     from qgis.core import QgsApplication
+
+    from fbp_landcover.plugin.provider import FbpProvider
 
     registry = QgsApplication.processingRegistry()
     if registry.providerById("fbplandcover") is None:

@@ -1,4 +1,5 @@
-"""The panel: runs fbplandcover:maplandcover as a task, adds styled layers in a group, shows the area table."""
+"""The panel: runs fbplandcover:maplandcover as a task, adds styled layers in a group, shows the area
+table."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fbp_landcover.engine import classes
 from osgeo import gdal
 
+from fbp_landcover.engine import classes
 from tests.plugin.conftest import wait_for
 from tests.plugin.test_map_algorithm import assert_fbp_palette
 
@@ -41,7 +42,8 @@ def _choose(dock, raster: Path, name: str):
 
 def test_dock_shows_detection_device_and_models(dock, naip_crop, haiti_crop):
     _choose(dock, haiti_crop, "haiti")
-    assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, Green")
+    assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, "
+                                                "Green")
     _choose(dock, naip_crop, "naip")  # its bands are tagged Gray, Undefined...: the engine cannot tell
     assert dock.sensor_reason.text().startswith("Not detected: Cannot tell which sensor")
     assert dock.model_combo.currentData() == "tiny"
@@ -124,7 +126,8 @@ def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
     assert dock.area_table.rowCount() == 0
 
 
-def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider, models_folder,
+def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider,
+                                                       models_folder,
                                                        monkeypatch):
     from fbp_landcover.engine.models import torch_import
     from fbp_landcover.plugin import engine_check
@@ -175,4 +178,5 @@ def test_dock_parameters_follow_the_choices(dock, naip_crop, tmp_path):
     dock.output_widget.setFilePath(str(tmp_path / "map"))
     params = dock.parameters(QgsProcessingContext())
     assert params["ADAPT_ITERATIONS"] == 7
-    assert params["OUTPUT"] == str(tmp_path / "map.tif") and params["AREAS"] == str(tmp_path / "map_areas.csv")
+    assert params["OUTPUT"] == str(tmp_path / "map.tif")
+    assert params["AREAS"] == str(tmp_path / "map_areas.csv")

@@ -23,12 +23,14 @@ def test_provider_registers_every_algorithm_with_help(fbp_provider):
 
 
 def test_maplandcover_parameters(fbp_provider):
-    from fbp_landcover.engine.io.sensors import PROFILES
     from qgis.core import QgsProcessingParameterDefinition
+
+    from fbp_landcover.engine.io.sensors import PROFILES
 
     alg = fbp_provider.algorithm("maplandcover")
     params = {p.name(): p for p in alg.parameterDefinitions()}
-    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "ADAPT_ITERATIONS", "EXTENT", "MASK", "STATS", "STITCH",
+    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "ADAPT_ITERATIONS", "EXTENT",
+                            "MASK", "STATS", "STITCH",
                             "DEVICE", "BACKEND", "OUTPUT", "CONFIDENCE", "AREAS"]
     assert params["SENSOR"].options() == ["auto", *PROFILES, "custom"]
     assert params["SENSOR"].usesStaticStrings() and params["SENSOR"].defaultValue() == "auto"
@@ -60,8 +62,10 @@ def test_metadata_is_complete_for_the_plugin_repository():
     assert (ROOT / general["icon"]).is_file()
 
 
-@pytest.mark.parametrize("module", ["main", "dock", "styling", "alg_map", "alg_tools", "alg_admin", "alg_training",
-                                    "provider", "engine_check", "models_folder", "diagnostics_dialog", "alg_base"])
+@pytest.mark.parametrize("module", ["main", "dock", "styling", "alg_map", "alg_tools", "alg_admin",
+                                    "alg_training",
+                                    "provider", "engine_check", "models_folder", "diagnostics_dialog",
+                                    "alg_base"])
 def test_plugin_imports_qt_only_through_qgis_pyqt(module):
     text = (ROOT / "plugin" / f"{module}.py").read_text()
     assert "import PyQt5" not in text and "from PyQt5" not in text

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fbp_landcover.engine import classes
 from osgeo import gdal
 
+from fbp_landcover.engine import classes
 from tests.rasters import write_raster
 
 gdal.UseExceptions()
@@ -78,6 +78,7 @@ def test_collapseclasses_recodes_and_styles(fbp_provider, tmp_path, legend, qgis
 def test_addmodel_registers_and_maplandcover_uses_it(fbp_provider, models_folder, tiny_model_path, naip_crop,
                                                      tmp_path):
     import processing
+
     from fbp_landcover.plugin.models_folder import model_entries
 
     res = processing.run("fbplandcover:addmodel", {"INPUT": str(tiny_model_path)})
@@ -105,8 +106,9 @@ def test_addmodel_rejects_a_non_model(fbp_provider, models_folder, tmp_path):
 
 def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
     import processing
-    from fbp_landcover.engine import __version__
     from qgis.core import Qgis
+
+    from fbp_landcover.engine import __version__
 
     res = processing.run("fbplandcover:diagnostics", {"OUTPUT": str(tmp_path / "d.txt")})
     text = res["TEXT"]
@@ -114,7 +116,8 @@ def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
 
     for line in (f"QGIS: {Qgis.version()}", f"Python: {sys.version.split()[0]}", f"GDAL: {gdal.__version__}",
                  f"torch: {torch.__version__}", "CUDA available: ", "Device in use: ",
-                 f"Engine version: {__version__}", f"Model folder: {models_folder}", "Registered models: none"):
+                 f"Engine version: {__version__}", f"Model folder: {models_folder}",
+                 "Registered models: none"):
         assert line in text, line
     assert Path(res["OUTPUT"]).read_text().strip() == text
 
@@ -136,8 +139,9 @@ def engine_missing(monkeypatch):
 
 def test_missing_engine_is_one_sentence_in_algorithms(fbp_provider, engine_missing, naip_crop, tmp_path):
     import processing
-    from fbp_landcover.plugin.engine_check import engine_problem
     from qgis.core import QgsProcessingException
+
+    from fbp_landcover.plugin.engine_check import engine_problem
 
     sentence = engine_problem()
     assert sentence.startswith("The FBP Land Cover engine cannot start because PyTorch (torch)")
@@ -145,7 +149,8 @@ def test_missing_engine_is_one_sentence_in_algorithms(fbp_provider, engine_missi
     alg = fbp_provider.algorithm("maplandcover")
     assert alg.canExecute() == (False, sentence)
     with pytest.raises(QgsProcessingException) as info:
-        processing.run("fbplandcover:maplandcover", {"INPUT": str(naip_crop), "OUTPUT": str(tmp_path / "x.tif")})
+        processing.run("fbplandcover:maplandcover", {"INPUT": str(naip_crop),
+                                                     "OUTPUT": str(tmp_path / "x.tif")})
     assert sentence in str(info.value) and "Traceback" not in str(info.value)
     diag = processing.run("fbplandcover:diagnostics", {})["TEXT"]
     assert f"Engine: NOT USABLE: {sentence}" in diag

@@ -1,4 +1,5 @@
-"""Generated landscapes with a cross-sensor domain shift, for the demo, the tests and the adaptation benchmark.
+"""Generated landscapes with a cross-sensor domain shift, for the demo, the tests and the adaptation
+benchmark.
 
 Deterministic for a seed and fast (numpy only). ``make_labels`` draws a label map, ``spectra`` turns it
 into surface reflectance, a sensor model (``SOURCE``, ``TARGET``, ``NO_SHIFT``, ...) into stored DN,

@@ -46,7 +46,9 @@ class SyntheticSensor:
         x = gaussian_blur(x, self.blur)
         if self.noise:
             x = x + rng.normal(0.0, self.noise, x.shape).astype(np.float32)
-        dn = x * np.asarray(self.gain, np.float32)[:, None, None] + np.asarray(self.offset, np.float32)[:, None, None]
+        dn = x * np.asarray(self.gain, np.float32)[:, None, None] + np.asarray(self.offset, np.float32)[:,
+                                                                                                        None,
+                                                                                                        None]
         dn = np.clip(np.rint(dn), 0, self.dn_max).astype(np.uint16)
         return dn[[_ROLE[b] for b in self.bands]]
 
@@ -67,7 +69,8 @@ SOURCE = SyntheticSensor(
 # a compressive response, surface reflectance x 10000, more noise, a softer point spread, 3 m.
 PLANETSCOPE = SyntheticSensor(
     name="planetscope", profile="planetscope",
-    title="PlanetScope-like (B,G,R,NIR uint16 reflectance x10000, 3 m)", gsd=3.0, bands=("B", "G", "R", "NIR"),
+    title="PlanetScope-like (B,G,R,NIR uint16 reflectance x10000, 3 m)", gsd=3.0, bands=("B", "G", "R",
+                                                                                         "NIR"),
     mixing=((0.85, 0.15, 0.0, 0.0), (0.12, 0.68, 0.20, 0.0), (0.0, 0.15, 0.65, 0.20), (0.0, 0.0, 0.25, 0.75)),
     gamma=0.7, gain=(9000.0, 10500.0, 9800.0, 10200.0), offset=(-150.0, 80.0, 120.0, 250.0),
     noise=0.012, blur=1.0, dn_max=10000, scale=10000.0, region="target",
@@ -75,7 +78,8 @@ PLANETSCOPE = SyntheticSensor(
 
 # Sentinel-2-like: L2A stack B02,B03,B04,B08 with the +1000 offset of processing baseline 04.00, 10 m.
 SENTINEL2 = SyntheticSensor(
-    name="sentinel2", profile="sentinel2", title="Sentinel-2-like (B02,B03,B04,B08 uint16 x10000 +1000, 10 m)",
+    name="sentinel2", profile="sentinel2",
+                            title="Sentinel-2-like (B02,B03,B04,B08 uint16 x10000 +1000, 10 m)",
     gsd=10.0, bands=("B", "G", "R", "NIR"),
     mixing=((0.93, 0.07, 0.0, 0.0), (0.05, 0.85, 0.10, 0.0), (0.0, 0.08, 0.80, 0.12), (0.0, 0.0, 0.15, 0.85)),
     gamma=0.85, gain=(9500.0, 10000.0, 10000.0, 10500.0), offset=(1000.0, 1080.0, 1100.0, 1200.0),

@@ -109,8 +109,8 @@ def make_labels(rng: np.random.Generator, size: int | tuple[int, int],
                 class_mix: str | ClassMix = "source", gsd: float = 4.0) -> np.ndarray:
     """A uint8 FBP label map (0..24) of ``size`` pixels at ``gsd`` metres for a landscape of ``class_mix``.
 
-    Drawn in layers, each from the same generator in turn: zones, blocks and parcels, hills, water, the railway,
-    roads, point features and snow."""
+    Drawn in layers, each from the same generator in turn: zones, blocks and parcels, hills, water, the
+    railway, roads, point features and snow."""
     rows, cols = (size, size) if isinstance(size, int) else size
     shape = (rows, cols)
     mix = get_mix(class_mix)
@@ -161,7 +161,8 @@ def _blocks(rng, lab: np.ndarray, ys: list[int], xs: list[int], urban: np.ndarra
             pos = span[0]
             while pos < span[1]:
                 step = int(rng.integers(m(60), m(200)))
-                sl = (slice(y0, y1), slice(pos, pos + step)) if vertical else (slice(pos, pos + step), slice(x0, x1))
+                sl = (slice(y0, y1), slice(pos, pos + step)) if vertical else (slice(pos, pos + step),
+                                                                               slice(x0, x1))
                 lab[sl] = _choice(rng, mix.crops)
                 pos += step
     town = [bk for bk in blocks if bk[4]]
@@ -231,8 +232,10 @@ def _river(rng: np.random.Generator, lab: np.ndarray, m) -> None:
     n, across = t.shape
     s = np.arange(n, dtype=np.float32)
     centre = (rng.uniform(0.25, 0.75) * across
-              + m(rng.uniform(80, 200)) * np.sin(2 * np.pi * s / m(rng.uniform(900, 1600)) + rng.uniform(0, 6.3))
-              + m(rng.uniform(20, 60)) * np.sin(2 * np.pi * s / m(rng.uniform(250, 450)) + rng.uniform(0, 6.3)))
+              + m(rng.uniform(80, 200)) * np.sin(2 * np.pi * s / m(rng.uniform(900, 1600)) + rng.uniform(0,
+                                                                                                         6.3))
+              + m(rng.uniform(20, 60)) * np.sin(2 * np.pi * s / m(rng.uniform(250, 450)) + rng.uniform(0,
+                                                                                                       6.3)))
     half = m(rng.uniform(14, 28)) * (1 + 0.3 * np.sin(s / m(300)))
     xx = np.arange(across, dtype=np.float32)[None, :]
     t[np.abs(xx - centre[:, None]) < half[:, None]] = RIVER

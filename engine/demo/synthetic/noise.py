@@ -6,7 +6,8 @@ import numpy as np
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float) -> np.ndarray:
-    """A smooth float32 field (bilinear interpolation of a random grid with spacing ``cell`` pixels), ~N(0, 0.6)."""
+    """A smooth float32 field (bilinear interpolation of a random grid with spacing ``cell`` pixels), ~N(0,
+    0.6)."""
     rows, cols = shape
     cell = max(float(cell), 1.0)
     grid = rng.standard_normal((int(rows / cell) + 3, int(cols / cell) + 3)).astype(np.float32)

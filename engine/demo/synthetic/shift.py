@@ -27,7 +27,8 @@ def read_source_8bit(root: str | Path, scene: str) -> tuple[np.ndarray, np.ndarr
     return img, labels
 
 
-def read_target(image: str | Path, truth: str | Path, sensor: str | SyntheticSensor) -> tuple[np.ndarray, np.ndarray]:
+def read_target(image: str | Path, truth: str | Path, sensor: str | SyntheticSensor) -> tuple[np.ndarray,
+                                                                                              np.ndarray]:
     """(NIR,R,G,B float32 0..1, labels) of a target scene written by ``write_target_scene``."""
     stored = gdal.Open(str(image)).ReadAsArray()
     return get_sensor(sensor).to_nirrgb(stored), gdal.Open(str(truth)).ReadAsArray()
@@ -75,8 +76,8 @@ def _scores(clf, x: np.ndarray, ref: np.ndarray, coarse: np.ndarray) -> dict:
 
 
 def measure_shift(data: DomainShiftData, max_pixels: int = 100_000) -> dict:
-    """Accuracies of classifiers trained on source scene 0 (``ncm`` nearest class mean, ``gaussian``), on another
-    source scene, the no-shift control (source sensor, target class mix) and the shifted target.
+    """Accuracies of classifiers trained on source scene 0 (``ncm`` nearest class mean, ``gaussian``), on
+    another source scene, the no-shift control (source sensor, target class mix) and the shifted target.
 
     Returns ``{test: {classifier: {"oa": 24-class OA, "coarse_oa": OA on the 'coarse' legend}}}``.
     """

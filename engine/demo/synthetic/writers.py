@@ -71,7 +71,8 @@ def _mem(array: np.ndarray, gdal_type: int) -> gdal.Dataset:
     return ds
 
 
-def _create_copy(files: AtomicFiles, driver: str, path: Path, src: gdal.Dataset, options: list[str] | None = None):
+def _create_copy(files: AtomicFiles, driver: str, path: Path, src: gdal.Dataset,
+                 options: list[str] | None = None):
     """Copy an in-memory dataset into ``path``'s temporary file of ``files``."""
     ds = gdal.GetDriverByName(driver).CreateCopy(str(files.temp_for(path)), src, options=options or [])
     del ds  # closing the dataset writes it
@@ -100,14 +101,16 @@ def write_source_dataset(root: str | Path, n_scenes: int = 2, size: int = 512, s
         src16.SetMetadataItem("SATELLITE_ID", "GF2")
         where = scene_files(root, name)
         with AtomicFiles() as files:  # a scene's three files appear together
-            _create_copy(files, "GTiff", where.image8, _mem(img8, gdal.GDT_Byte), ["PHOTOMETRIC=CMYK", "INTERLEAVE=PIXEL"])
+            _create_copy(files, "GTiff", where.image8, _mem(img8, gdal.GDT_Byte), ["PHOTOMETRIC=CMYK",
+                                                                                   "INTERLEAVE=PIXEL"])
             _create_copy(files, "GTiff", where.image16, src16, ["INTERLEAVE=PIXEL"])
             _create_copy(files, "PNG", where.label, _mem(labels, gdal.GDT_Byte))
     return names
 
 
 def target_geotransform(sensor: SyntheticSensor, seed: int) -> tuple[float, ...]:
-    """The target scene's geotransform in EPSG:32650: north-up, ``sensor.gsd`` pixels, origin from the seed."""
+    """The target scene's geotransform in EPSG:32650: north-up, ``sensor.gsd`` pixels, origin from the
+    seed."""
     x0 = 400_000.0 + 4096.0 * (seed % 25)
     y0 = 3_400_000.0 + 4096.0 * (seed // 25 % 25)
     return (x0, sensor.gsd, 0.0, y0, 0.0, -sensor.gsd)
@@ -116,7 +119,8 @@ def target_geotransform(sensor: SyntheticSensor, seed: int) -> tuple[float, ...]
 def write_target_scene(path: str | Path, truth_path: str | Path, sensor: str | SyntheticSensor = TARGET,
                        size: int | tuple[int, int] = 512, seed: int = 0,
                        class_mix: str | ClassMix = "target") -> tuple[Path, Path]:
-    """Write a georeferenced target GeoTIFF in the sensor's own format, and its truth labels on the same grid."""
+    """Write a georeferenced target GeoTIFF in the sensor's own format, and its truth labels on the same
+    grid."""
     sensor = get_sensor(sensor)
     path, truth_path = Path(path), Path(truth_path)
     labels, dn = scene(seed, size, sensor, class_mix)
@@ -156,13 +160,15 @@ def write_target_scene(path: str | Path, truth_path: str | Path, sensor: str | S
 def domain_shift_dataset(root: str | Path, seed: int = 0, *, n_source: int = 2, source_size: int = 512,
                          target_size: int = 512, target: str | SyntheticSensor = TARGET,
                          target_mix: str | ClassMix = "target", control: bool = True) -> DomainShiftData:
-    """Write a source dataset (FBP layout), a shifted target scene with truth, and a no-shift control scene."""
+    """Write a source dataset (FBP layout), a shifted target scene with truth, and a no-shift control
+    scene."""
     root = Path(root)
     target = get_sensor(target)
     src = root / "source"
     scenes = write_source_dataset(src, n_source, source_size, seed)
     (root / "target").mkdir(parents=True, exist_ok=True)
-    timg, ttruth = write_target_scene(root / "target" / f"{target.name}.tif", root / "target" / f"{target.name}_truth.tif",
+    timg, ttruth = write_target_scene(root / "target" / f"{target.name}.tif",
+                                      root / "target" / f"{target.name}_truth.tif",
                                       target, target_size, seed + 1000, target_mix)
     data = DomainShiftData(root, src, scenes, timg, ttruth, target.profile)
     if control:
