@@ -1,10 +1,10 @@
 """Does DPA adaptation help on the generated cross-sensor shift? Several seeds, one source model per seed.
 
-For each seed: generate the synthetic dataset (engine.synthetic.domain_shift_dataset), train the demo's
+For each seed: generate the synthetic dataset (engine.demo.synthetic.domain_shift_dataset), train the demo's
 source model (engine.demo.FULL recipe), then score on the shifted target and on the no-shift control:
 source-only, quick source-free adaptation (default: bn+kl), and Siamese DPA with the source memory.
 Scores: mIoU over the classes present in the truth (24 classes) and on the coarse legend, via
-map_landcover + engine.evaluate, exactly as the demo and the CLI do. Prints a table of means.
+map_landcover + engine.assessment.evaluate, exactly as the demo and the CLI do. Prints a table of means.
 
     .venv/bin/python bench/bench_adaptation.py --seeds 0,1,2 [--out /tmp/bench_adapt] [--variants ...]
 """

@@ -3,7 +3,7 @@
     python3 bench/bench_gpu.py [--size 8192] [--window 1024] [--batch 8] [--device cuda]
 
 Needs only torch and numpy (no GDAL): the raster is an in-memory array read through the same
-``ModelInput`` interface, so what is measured is the engine's prediction loop (engine.predict with a
+``ModelInput`` interface, so what is measured is the engine's prediction loop (engine.inference.predict with a
 TorchBackend that blends on the device), not disk I/O. It also measures, in the same run, the
 device's dense convolution rate in bf16 on the U-Net's largest layer shape, and prints the U-Net's
 FLOP bound in Mpx/s and the fraction reached. Runs on the CPU too (``--device cpu --size 1024``) to

@@ -101,6 +101,14 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         except FbpError as exc:
             raise QgsProcessingException(str(exc)) from None
 
+    def raster_layer(self, parameters, name: str, context, what: str):
+        """The raster layer of parameter ``name``, or a QgsProcessingException naming the ``what`` it is."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(f"The {what} {parameters.get(name)!r} could not be opened; "
+                                         "choose a raster layer or file.")
+        return layer
+
     def require_engine(self) -> None:
         ok, problem = self.canExecute()
         if not ok:

@@ -4,7 +4,6 @@ areas)."""
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
@@ -73,11 +72,7 @@ class MapLandCover(FbpAlgorithm):
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Resolve layers on the main thread (the dock runs processAlgorithm in a task)."""
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if layer is None or not layer.isValid():
-            raise QgsProcessingException(
-                f"The input raster {parameters.get('INPUT')!r} could not be opened; "
-                "choose a raster layer or file.")
+        layer = self.raster_layer(parameters, "INPUT", context, "input raster")
         self._input = layer_path(layer)
         self._input_name = layer.name()
         self._extent = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputFile,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
@@ -36,10 +35,7 @@ class ClassAreas(FbpAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..engine.products import areas
 
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if layer is None:
-            raise QgsProcessingException("The land cover raster could not be opened; "
-                                         "choose a raster layer or file.")
+        layer = self.raster_layer(parameters, "INPUT", context, "land cover raster")
         source = layer_path(layer)
         output = Path(self.parameterAsFileOutput(parameters, "OUTPUT", context))
         feedback.setProgressText(f"Counting classes in {source}")
@@ -75,10 +71,7 @@ class CollapseClasses(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Collapsed land cover")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if layer is None:
-            raise QgsProcessingException("The land cover raster could not be opened; "
-                                         "choose a raster layer or file.")
+        layer = self.raster_layer(parameters, "INPUT", context, "land cover raster")
         legend = self.parameterAsEnumString(parameters, "LEGEND", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         from ..engine.products.collapse import collapse_raster

@@ -374,11 +374,7 @@ class AssessAccuracy(FbpAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, tr(text)))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if layer is None or not layer.isValid():
-            raise QgsProcessingException(
-                f"The land cover map {parameters.get('INPUT')!r} could not be opened; "
-                "choose a raster layer or file.")
+        layer = self.raster_layer(parameters, "INPUT", context, "land cover map")
         self._map = layer_path(layer)
         ref = self.parameterAsRasterLayer(parameters, "REFERENCE_RASTER", context)
         has_vector = parameters.get("REFERENCE_VECTOR") not in (None, "")

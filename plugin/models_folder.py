@@ -1,4 +1,4 @@
-"""The model folder in the QGIS profile, seen through engine.registry."""
+"""The model folder in the QGIS profile, seen through engine.models.registry."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """End-to-end demonstration on generated data: train, adapt, map and evaluate, in a few minutes on a CPU.
 
 Everything is synthetic: the landscapes, the "Gaofen-2" source scenes and the "PlanetScope" target scene
-come from ``engine.synthetic`` and the model is trained on them only, so the numbers say how the method
+come from ``demo.synthetic`` and the model is trained on them only, so the numbers say how the method
 behaves on a controlled shift, not how a real FBP model performs on real imagery.
 
 Steps (deterministic for a seed): write the dataset; train a small U-Net on the labelled source scenes;

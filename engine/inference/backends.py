@@ -51,7 +51,7 @@ class TorchBackend(Backend):
 
         self.model = model.eval().to(self._device)
         self._amp_dtype = None
-        # On a GPU the prediction loop keeps blending on the device (engine.predict._DeviceOps).
+        # On a GPU the prediction loop keeps blending on the device (inference.predict._DeviceOps).
         self.device_blend = device == "cuda"
         if device == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -7,7 +7,7 @@ A reader thread reads and prepares the next batch of windows while the model run
 
 Two stitching modes:
 - ``blend`` (default): overlapping windows, probabilities weighted by smooth separable ramps
-  (engine.tiling) and normalised, so there are no seams and no edge artefacts.
+  (inference.tiling) and normalised, so there are no seams and no edge artefacts.
 - ``centre-crop``: the authors' reference scheme, reproduced pixel for pixel: the 0..1 image is
   zero-padded by 128 pixels on the top and left (before normalisation), 512 windows at stride 256,
   only the central 256x256 of each window kept, argmax over channels 1..24.

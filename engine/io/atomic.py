@@ -66,10 +66,18 @@ class AtomicFiles:
     """Temporary files that replace their targets together on ``commit``, or are all removed on ``discard``.
 
     As a context manager: committed when the block succeeds, discarded when it raises (Ctrl-C included).
+    ``closing(handle)`` registers something still writing into a temporary file (a GDAL writer): it is closed
+    before a discard removes the files.
     """
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._handles: list = []
+
+    def closing(self, handle):
+        """Register ``handle`` (with a ``close()``) to be closed before a discard; returns it."""
+        self._handles.append(handle)
+        return handle
 
     def temp_for(self, target: str | os.PathLike) -> Path:
         """The temporary file to write instead of ``target`` (it exists, empty)."""
@@ -97,11 +105,16 @@ class AtomicFiles:
             os.replace(tmp, target)  # the file itself last: it appears only when complete
             folders.add(target.parent)
         self._pending.clear()
+        self._handles.clear()
         for folder in folders:
             _fsync(folder, folder=True)
 
     def discard(self) -> None:
-        """Remove every temporary file and its sidecars; the targets are left as they were."""
+        """Close what still writes into them, then remove every temporary file and its sidecars; the targets
+        are left as they were."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
         for tmp, _target in self._pending:
             for path in [tmp, *sidecars(tmp)]:
                 path.unlink(missing_ok=True)

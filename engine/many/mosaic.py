@@ -259,7 +259,6 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
     finals = {"classes": outdir / "mosaic.tif", "vrt": outdir / "mosaic.vrt"}
     if with_confidence:
         finals["confidence"] = outdir / "mosaic_confidence.tif"
-    files = AtomicFiles()
     scratch: list[Path] = []
 
     def scratch_file(target: Path) -> Path:
@@ -268,38 +267,32 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
         return scratch[-1]
 
     counter = AreaCounter(grid.geotransform, grid.projection)
-    cw = fw = None
     try:
-        cw = class_writer(scratch_file(finals["classes"]), grid.width, grid.height, grid.geotransform,
-                          grid.projection)
-        if with_confidence:
-            fw = confidence_writer(scratch_file(finals["confidence"]), grid.width, grid.height,
-                                   grid.geotransform, grid.projection)
+        with AtomicFiles() as files:
+            cw = files.closing(class_writer(scratch_file(finals["classes"]), grid.width, grid.height,
+                                            grid.geotransform, grid.projection))
+            fw = None
+            if with_confidence:
+                fw = files.closing(confidence_writer(scratch_file(finals["confidence"]), grid.width,
+                                                     grid.height, grid.geotransform, grid.projection))
 
-        def sink(x, y, c, f):
-            cw.write(x, y, c)
-            counter.add(y, c)
+            def sink(x, y, c, f):
+                cw.write(x, y, c)
+                counter.add(y, c)
+                if fw is not None:
+                    fw.write(x, y, f)
+
+            compose_blocks(grid, parts, rule, [sink, *extra_sinks], prog.stage(0.0, 0.8))
+            for w in (cw, fw):
+                if w is not None:
+                    w.ds.SetMetadata(metadata)
+                    w.close()
+            prog.stage(0.8, 1.0)(0.0, "Writing the cloud-optimised GeoTIFF with overviews")
+            _to_cog(cw.path, files.temp_for(finals["classes"]), "MODE")
             if fw is not None:
-                fw.write(x, y, f)
-
-        compose_blocks(grid, parts, rule, [sink, *extra_sinks], prog.stage(0.0, 0.8))
-        for w in (cw, fw):
-            if w is not None:
-                w.ds.SetMetadata(metadata)
-                w.close()
-        prog.stage(0.8, 1.0)(0.0, "Writing the cloud-optimised GeoTIFF with overviews")
-        _to_cog(cw.path, files.temp_for(finals["classes"]), "MODE")
-        if fw is not None:
-            _to_cog(fw.path, files.temp_for(finals["confidence"]), "AVERAGE")
-        build_vrt(files.temp_for(finals["vrt"]), list(reversed(parts)), grid)
-        prog.check()
-        files.commit()
-    except BaseException:
-        for w in (cw, fw):
-            if w is not None:
-                w.close()
-        files.discard()
-        raise
+                _to_cog(fw.path, files.temp_for(finals["confidence"]), "AVERAGE")
+            build_vrt(files.temp_for(finals["vrt"]), list(reversed(parts)), grid)
+            prog.check()
     finally:
         for p in scratch:
             for q in (p, *sidecars(p)):

@@ -3,7 +3,7 @@
 Each zone gets an id (its position in the layer, 1..n); the ids are burnt with gdal.RasterizeLayer
 (pixel centres inside a polygon; GDAL reprojects the layer to the mosaic CRS), so every mosaic pixel
 is counted once, in at most one zone (where zones overlap, the later feature wins). Areas are the true
-pixel areas of engine.areas (geodesic on a geographic grid).
+pixel areas of products.areas (geodesic on a geographic grid).
 """
 
 from __future__ import annotations

@@ -121,15 +121,13 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
                     metadata: dict[str, str], prog: Progress, start: float) -> list[dict]:
     """Predict into the class (and confidence) rasters (progress from ``start``) and write every output as one
     set; returns the area rows."""
-    files = AtomicFiles()
-    cw = fw = None
-    try:
+    with AtomicFiles() as files:
         class_tmp = files.temp_for(outputs.classes)
-        cw = class_writer(class_tmp, inp.width, inp.height, inp.geotransform, inp.projection)
+        cw = files.closing(class_writer(class_tmp, inp.width, inp.height, inp.geotransform, inp.projection))
+        fw = None
         if outputs.confidence:
-            fw = confidence_writer(files.temp_for(outputs.confidence), inp.width, inp.height,
-                                   inp.geotransform,
-                                   inp.projection)
+            fw = files.closing(confidence_writer(files.temp_for(outputs.confidence), inp.width, inp.height,
+                                                 inp.geotransform, inp.projection))
         counter = AreaCounter(inp.geotransform, inp.projection)
 
         def sink(x, y, block, conf):
@@ -153,13 +151,6 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
         if outputs.quicklook:
             quicklook_png(class_tmp, files.temp_for(outputs.quicklook))
         prog.check()
-        files.commit()
-    except BaseException:
-        for writer in (cw, fw):
-            if writer is not None:
-                writer.close()
-        files.discard()
-        raise
     return rows
 
 

@@ -33,19 +33,15 @@ def collapse_raster(source: str | os.PathLike, legend: str, output: str | os.Pat
     table = np.array(collapse.lookup_table(), np.uint8)
     width, height = src.RasterXSize, src.RasterYSize
     with AtomicFiles() as files:
-        writer = RasterWriter(files.temp_for(out), width, height, src.GetGeoTransform(), src.GetProjection(),
-                              gdal.GDT_Byte, 0)
-        try:
-            writer.band.SetColorTable(collapse.gdal_color_table())
-            writer.band.SetCategoryNames(collapse.names())
-            for y in range(0, height, ROWS):
-                prog.check()
-                n = min(ROWS, height - y)
-                block = band.ReadAsArray(0, y, width, n)
-                writer.write(0, y, table[np.clip(block, 0, 255).astype(np.uint8)])
-                prog((y + n) / height, f"Re-coding to the {collapse.name} legend")
-            writer.finish("MODE", {"FBP_LEGEND": collapse.name})
-        except BaseException:
-            writer.close()
-            raise
+        writer = files.closing(RasterWriter(files.temp_for(out), width, height, src.GetGeoTransform(),
+                                            src.GetProjection(), gdal.GDT_Byte, 0))
+        writer.band.SetColorTable(collapse.gdal_color_table())
+        writer.band.SetCategoryNames(collapse.names())
+        for y in range(0, height, ROWS):
+            prog.check()
+            n = min(ROWS, height - y)
+            block = band.ReadAsArray(0, y, width, n)
+            writer.write(0, y, table[np.clip(block, 0, 255).astype(np.uint8)])
+            prog((y + n) / height, f"Re-coding to the {collapse.name} legend")
+        writer.finish("MODE", {"FBP_LEGEND": collapse.name})
     return str(out)

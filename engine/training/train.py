@@ -48,7 +48,7 @@ def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.nda
 
 
 def miou(cm: np.ndarray) -> float:
-    """Mean IoU over the classes present in the reference (engine.metrics, the reference code's
+    """Mean IoU over the classes present in the reference (assessment.metrics, the reference code's
     convention)."""
     from ..assessment.metrics import scores
 

@@ -36,13 +36,14 @@ def test_engine_never_imports_qgis_qt_or_the_plugin():
 
 # The engine's rooms, left to right: a module imports only from its own room and the rooms to its left
 # ("" = the top-level modules errors, progress, classes).
-ROOMS = ["", "io", "models", "inference", "products", "assessment", "training", "mapping", "many", "demo", "cli"]
+ROOMS = ["", "io", "models", "inference", "products", "assessment", "training", "mapping", "many", "demo",
+         "cli"]
 
 
 def engine_imports(path: Path) -> list[str]:
     """The engine modules ``path`` imports (relative imports resolved; names that are modules included)."""
     rel = path.relative_to(ROOT).with_suffix("").parts
-    package = list(rel[:-1]) if rel[-1] != "__init__" else list(rel[:-1])
+    package = list(rel[:-1])  # a module's package; an __init__'s own package (the same parts)
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.ImportFrom) and node.level:

@@ -71,3 +71,17 @@ def test_check_destination(tmp_path):
     with pytest.raises(FbpError, match="does not exist; create it"):
         check_destination(tmp_path / "missing" / "m.tif", False)
     assert check_destination(tmp_path / "made" / "m.tif", False, make_folder=True).parent.is_dir()
+
+
+def test_a_discard_first_closes_what_still_writes(tmp_path):
+    closed = []
+
+    class Writer:
+        def close(self):
+            closed.append(True)
+
+    with pytest.raises(ValueError), AtomicFiles() as files:
+        files.closing(Writer())
+        files.write_text(tmp_path / "x.tif", "half")
+        raise ValueError
+    assert closed == [True] and list(tmp_path.iterdir()) == []

@@ -23,7 +23,7 @@ class SyntheticSensor:
     """A sensor model. Matrices and per-band values are in NIR, R, G, B order."""
 
     name: str
-    profile: str  # the engine's sensor profile that reads what this model writes (engine/sensors.py)
+    profile: str  # the engine's sensor profile that reads what this model writes (engine/io/sensors.py)
     title: str
     gsd: float
     bands: tuple[str, ...]  # stored band order, e.g. ("B", "G", "R", "NIR")
@@ -35,7 +35,7 @@ class SyntheticSensor:
     blur: float = 0.0  # Gaussian point-spread sigma in pixels
     dn_max: int = 65535
     scale: float = 1.0  # DN / scale -> 0..1 for reading back (the engine profile's scale)
-    region: str = "source"  # "source" | "target": the landscape's own spectra (engine.synthetic.spectra)
+    region: str = "source"  # "source" | "target": the landscape's own spectra (demo.synthetic.spectra)
 
     def observe(self, rng: np.random.Generator, refl: np.ndarray) -> np.ndarray:
         """uint16 DN (bands in stored order, rows, cols) from reflectance (4, rows, cols) NIR,R,G,B."""
