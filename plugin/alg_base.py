@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
     QgsProviderRegistry,
@@ -115,6 +116,12 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(problem)
 
     # ---- parameters shared by the mapping algorithms -------------------------------------------
+
+    def add_advanced(self, *params) -> None:
+        """Add parameters shown under "Advanced parameters"."""
+        for param in params:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(param)
 
     @staticmethod
     def enum_parameter(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
@@ -71,15 +70,12 @@ class MapLandCoverMany(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "ADAPT_ITERATIONS", tr("Quick adaptation to each scene first: iterations (0 = none)"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
-        advanced = [
+        self.add_advanced(
             QgsProcessingParameterString("SCHEDULER", tr("Dask scheduler address (empty = run here)"),
                                          optional=True),
             self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             self.enum_parameter("BACKEND", tr("Backend"), list(BACKENDS)),
-        ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        )
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT", tr("Land-cover mosaic")))
         self.addOutput(QgsProcessingOutputFile("AREAS", tr("Area table")))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -52,15 +51,12 @@ class MapLandCover(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
-        advanced = [
+        self.add_advanced(
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
             self.enum_parameter("STITCH", tr("Stitching of windows"), list(STITCH_MODES)),
             self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             self.enum_parameter("BACKEND", tr("Backend"), list(BACKENDS)),
-        ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+        )
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Land cover")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "CONFIDENCE", tr("Confidence"), optional=True, createByDefault=False))

@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFile,
@@ -32,11 +31,6 @@ PRESETS = ["fbp_unet", "compact", "mobile_unet", "standard", "custom"]
 SOURCES = ["memory", "none", "folder"]
 MODEL_FILTER = "FBP models (*.fbpmodel)"
 GROUP = ("training", "Training and accuracy")
-
-
-def _advanced(param):
-    param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return param
 
 
 def _int(name: str, text: str, default: int, minimum: int = 1, maximum: int = 1_000_000,
@@ -102,19 +96,16 @@ class TrainSourceModel(FbpAlgorithm):
             maxValue=10.0))
         self.addParameter(QgsProcessingParameterBoolean(
             "CLASS_AWARE", tr("Class-aware sampling (rare classes more often)"), defaultValue=False))
-        for param in (
+        self.add_advanced(
             QgsProcessingParameterMultipleLayers(
                 "IMAGES", tr("Or: image rasters"), QgsProcessing.TypeRaster, optional=True),
             QgsProcessingParameterMultipleLayers(
                 "LABELS", tr("Label rasters (FBP classes, same order as the images)"),
-                                                 QgsProcessing.TypeRaster,
-                optional=True),
+                QgsProcessing.TypeRaster, optional=True),
             self.enum_parameter("SENSOR", tr("Sensor of the image rasters"), sensor_options()),
             QgsProcessingParameterString(
                 "CUSTOM_MAPPING",
-                                         tr("Custom band mapping (sensor 'custom'), e.g. "
-                                            "nir=4,r=1,g=2,b=3,scale=255"),
-                optional=True),
+                tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"), optional=True),
             self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), list(IMAGE_KINDS)),
             self.enum_parameter("STATS", tr("Normalisation"), list(TRAIN_STATS)),
             QgsProcessingParameterString("SMP_ARCH", tr("Custom: smp architecture"), defaultValue="Unet"),
@@ -130,8 +121,7 @@ class TrainSourceModel(FbpAlgorithm):
             QgsProcessingParameterBoolean("RESUME", tr("Resume from a resume file beside the model"),
                                           defaultValue=False),
             _int("SEED", "Random seed", 0, minimum=0, maximum=2**31 - 1),
-        ):
-            self.addParameter(_advanced(param))
+        )
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", tr("Model file"),
                                                                 fileFilter=MODEL_FILTER))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -265,7 +255,7 @@ class AdaptModel(FbpAlgorithm):
         self.addParameter(self.enum_parameter("METHOD", tr("Method"), list(METHODS)))
         self.addParameter(QgsProcessingParameterBoolean(
             "CLASS_QUOTA", tr("Class quota for pseudo-labels"), defaultValue=False))
-        for param in (
+        self.add_advanced(
             _int("BATCH_SIZE", "Target patches per iteration", 4),
             _int("PATCH", "Patch size (0 = automatic)", 0, minimum=0, maximum=4096),
             QgsProcessingParameterNumber("LR", tr("Learning rate"), QgsProcessingParameterNumber.Double,
@@ -273,8 +263,7 @@ class AdaptModel(FbpAlgorithm):
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
             self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             _int("SEED", "Random seed", 0, minimum=0, maximum=2**31 - 1),
-        ):
-            self.addParameter(_advanced(param))
+        )
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", tr("Adapted model file"), fileFilter=MODEL_FILTER))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -407,9 +396,8 @@ class AssessAccuracy(FbpAlgorithm):
         result = self.run_engine(
             evaluate, self._map, self._reference, reference_mapping=mapping,
             collapse=None if collapse == "none" else collapse, out_prefix=str(prefix),
-                                 reference_field=self._field,
-            reference_layer=self._layer_name or None, progress=bridge.progress,
-                                 is_cancelled=bridge.is_cancelled)
+            reference_field=self._field, reference_layer=self._layer_name or None, progress=bridge.progress,
+            is_cancelled=bridge.is_cancelled)
         outputs = result["outputs"]
 
         def fmt(v):

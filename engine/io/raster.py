@@ -284,7 +284,7 @@ class ModelInput:
             return
         self._mask_ds = warp_to_grid(
             mds, self._full_gt, fw, fh, self.projection,
-                                     srcSRS=None if mds.GetProjection() else (self.projection or None),
+            srcSRS=None if mds.GetProjection() else (self.projection or None),
             srcNodata="None", errorThreshold=0, overviewLevel="NONE",
         )
 

@@ -145,7 +145,7 @@ def test_quick_adapt_for_mapping_uses_the_open_input(setup):
         stats = scene_stats(inp)
         net2, card2 = adapt_mod.quick_adapt_for_mapping(
             net, card, inp, stats, AdaptOptions(iterations=2, batch_size=2, patch=64), Progress(),
-                                                        model_path=path)
+            model_path=path)
     q = card2.provenance["quick_adaptation"]
     assert q["iterations"] == 2 and q["source_used"].startswith("source memory") and not net2.training
 

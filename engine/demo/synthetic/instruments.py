@@ -79,7 +79,7 @@ PLANETSCOPE = SyntheticSensor(
 # Sentinel-2-like: L2A stack B02,B03,B04,B08 with the +1000 offset of processing baseline 04.00, 10 m.
 SENTINEL2 = SyntheticSensor(
     name="sentinel2", profile="sentinel2",
-                            title="Sentinel-2-like (B02,B03,B04,B08 uint16 x10000 +1000, 10 m)",
+    title="Sentinel-2-like (B02,B03,B04,B08 uint16 x10000 +1000, 10 m)",
     gsd=10.0, bands=("B", "G", "R", "NIR"),
     mixing=((0.93, 0.07, 0.0, 0.0), (0.05, 0.85, 0.10, 0.0), (0.0, 0.08, 0.80, 0.12), (0.0, 0.0, 0.15, 0.85)),
     gamma=0.85, gain=(9500.0, 10000.0, 10000.0, 10500.0), offset=(1000.0, 1080.0, 1100.0, 1200.0),
