@@ -86,7 +86,7 @@ def main() -> None:
     from fbp_landcover.engine.inference.predict import PredictSettings, predict
     from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
     from fbp_landcover.engine.models.fbp_unet import FbpUNet
-    from fbp_landcover.engine.models.torch_import import import_torch
+    from fbp_landcover.engine.torch_import import import_torch
 
     torch = import_torch()
     dev = args.device

@@ -85,7 +85,7 @@ def make_model(path: Path, kind: str) -> None:
     from fbp_landcover.engine.models import build_model
     from fbp_landcover.engine.models.card import ModelCard
     from fbp_landcover.engine.models.fbpmodel import save_checkpoint
-    from fbp_landcover.engine.models.torch_import import import_torch
+    from fbp_landcover.engine.torch_import import import_torch
 
     import_torch().manual_seed(0)
     from fbp_landcover.engine.models.presets import preset
@@ -116,7 +116,7 @@ def make_adaptable_compact(folder: Path) -> Path:
 
 def conv_rate() -> float:
     """FLOP/s of a large 3x3 convolution (64->64 channels, 512x512) in torch on this machine."""
-    from fbp_landcover.engine.models.torch_import import import_torch
+    from fbp_landcover.engine.torch_import import import_torch
 
     torch = import_torch()
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
@@ -283,7 +283,7 @@ def main() -> None:
 def model_flops_per_pixel(path: Path) -> float:
     """FLOPs per pixel of a model, counted with forward hooks on convolutions (2 x MACs)."""
     from fbp_landcover.engine.models.loading import load_model
-    from fbp_landcover.engine.models.torch_import import import_torch
+    from fbp_landcover.engine.torch_import import import_torch
 
     torch = import_torch()
     net, _, _ = load_model(str(path))

@@ -11,7 +11,7 @@ from osgeo import gdal
 
 
 def reference_map(path: str, model, mean, std, band_order=(4, 1, 2, 3), scale=255.0) -> np.ndarray:
-    from fbp_landcover.engine.models.torch_import import import_torch
+    from fbp_landcover.engine.torch_import import import_torch
 
     torch = import_torch()
     ds = gdal.Open(path)

@@ -21,7 +21,7 @@ def engine_problem() -> str | None:
     """The sentence saying why the engine cannot run here (torch or segmentation-models-pytorch does not
     load), or None when it can (cached per session)."""
     try:
-        from ..engine.models.torch_import import import_smp, import_torch
+        from ..engine.torch_import import import_smp, import_torch
 
         import_torch()
     except Exception as exc:  # ImportError, OSError from a broken DLL, RuntimeError...
@@ -60,7 +60,7 @@ def device_line() -> str:
         return "none: the engine cannot start (see above)"
     try:
         from ..engine.models.devices import cuda_device_name
-        from ..engine.models.torch_import import import_torch
+        from ..engine.torch_import import import_torch
 
         gpu = cuda_device_name()
         if gpu:
@@ -95,7 +95,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
     if problem:
         lines.append(f"Engine: NOT USABLE: {problem}")
     else:
-        from ..engine.models.torch_import import import_torch
+        from ..engine.torch_import import import_torch
 
         torch = import_torch()
         lines.append(f"torch: {torch.__version__} "

@@ -82,7 +82,7 @@ chmod +x "$VENV/bin/fbp-landcover" "$VENV/bin/qgis" "$VENV/bin/qgis_process"
 
 "$VENV/bin/python" - <<'PY'
 import osgeo.gdal, numpy
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 torch = import_torch()
 print(f"[setup] ready: GDAL {osgeo.gdal.__version__}, numpy {numpy.__version__}, torch {torch.__version__}")
 PY

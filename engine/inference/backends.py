@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import FbpError
 from ..models import devices
 from ..models.card import ModelCard
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 from .onnx_cache import onnx_model_path
 
 BACKENDS = ("auto", "torch", "onnx")

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..io.atomic import atomic_path
 from ..models.card import ModelCard, file_sha256, model_stem
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 
 ONNX_OPSET = 18
 # Part of the cache key: bump it when export_onnx changes what it writes, so old exports are replaced.

@@ -131,7 +131,7 @@ class _DeviceOps:
     """Blending with torch on the backend's device (a GPU): only uint8 classes come back per block."""
 
     def __init__(self, backend, stats: Stats) -> None:
-        from ..models.torch_import import import_torch
+        from ..torch_import import import_torch
 
         self.torch = torch = import_torch()
         self.backend = backend

@@ -57,7 +57,7 @@ def probability_model(model: Any) -> Any:
     softmax runs before that upsampling: the probabilities are then the bilinear blend of the 1/4-resolution
     probabilities (still summing to one), and the exponentials cost 1/16 as much. The weights are shared.
     """
-    from .torch_import import import_torch
+    from ..torch_import import import_torch
 
     torch = import_torch()
     nn = torch.nn

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .. import SOFTWARE
 from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
+from ..torch_import import import_torch
 from .card import EXTENSION, IN_BANDS, ModelCard, file_sha256, model_stem, now_iso
 from .fbpmodel import not_a_checkpoint, require_file, save_state_dict, sniff
-from .torch_import import import_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..io.normalize import Stats

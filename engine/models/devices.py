@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import FbpError
-from .torch_import import import_torch
+from ..torch_import import import_torch
 
 DEVICES = ("auto", "cpu", "cuda")
 

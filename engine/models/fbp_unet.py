@@ -7,8 +7,8 @@ State-dict keys: ``inc.double_conv.{0,1,3,4}.*``, ``down{1..4}.maxpool_conv.1.do
 from __future__ import annotations
 
 from ..classes import NUM_OUTPUTS
+from ..torch_import import import_torch
 from .card import IN_BANDS
-from .torch_import import import_torch
 
 torch = import_torch()
 nn = torch.nn

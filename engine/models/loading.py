@@ -6,12 +6,12 @@ import os
 from typing import Any
 
 from ..errors import FbpError
+from ..torch_import import import_torch
 from . import build_model, input_multiple
 from .authors import read_authors_checkpoint
 from .card import ModelCard
 from .fbpmodel import load_checkpoint, require_file, sniff
 from .registry import resolve
-from .torch_import import import_torch
 
 
 def load_state_into(model: Any, state: dict[str, Any], path: str | os.PathLike) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FbpError
-from .torch_import import import_smp
+from ..torch_import import import_smp
 
 # Keyword arguments whose JSON form (lists) must become tuples again for smp.
 _TUPLE_KWARGS = ("decoder_channels", "decoder_atrous_rates", "encoder_output_stride_rates")

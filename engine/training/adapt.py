@@ -28,8 +28,8 @@ import numpy as np
 from ..errors import FbpError
 from ..models.card import ModelCard, model_stem
 from ..models.devices import pick_device
-from ..models.torch_import import import_torch
 from ..progress import Progress
+from ..torch_import import import_torch
 from .common import Optimisation
 from .config import DEFAULT_ITERATIONS, METHODS, AdaptOptions, configured
 

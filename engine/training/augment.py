@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 
 MIN_SIGMA = 0.05  # pixels: a narrower blur leaves the image as it is
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:

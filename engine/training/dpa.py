@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 
 torch = import_torch()
 

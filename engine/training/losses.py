@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..classes import NUM_OUTPUTS, UNLABELED, class_weights
-from ..models.torch_import import import_torch
+from ..torch_import import import_torch
 
 torch = import_torch()
 F = torch.nn.functional

@@ -237,7 +237,7 @@ class PatchSampler:
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), long tensor (n, p, p)) of fresh random patches."""
-        from ..models.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         imgs, labs = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)
@@ -335,7 +335,7 @@ class TargetSampler:
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), bool tensor (n, p, p))."""
-        from ..models.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         imgs, valids = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)

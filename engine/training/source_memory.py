@@ -56,7 +56,7 @@ class SourceMemory:
     def batch(self, n: int, rng: np.random.Generator, patch: int | None = None, augment_patches: bool = True):
         """(float32 tensor (n, 4, p, p) normalised, long tensor (n, p, p)): random patches, random crops of
         ``patch`` pixels when smaller than the stored size, with the reference augmentation."""
-        from ..models.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         s = self.size

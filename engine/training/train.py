@@ -24,8 +24,8 @@ from ..models import build_model, input_multiple
 from ..models.card import EXTENSION, ModelCard, companion
 from ..models.devices import pick_device
 from ..models.fbpmodel import read_card, save_checkpoint
-from ..models.torch_import import import_torch
 from ..progress import Progress
+from ..torch_import import import_torch
 from .common import Optimisation
 from .config import TrainConfig, configured
 from .sampler import PatchSampler, make_regions

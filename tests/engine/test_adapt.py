@@ -12,7 +12,7 @@ from fbp_landcover.engine.demo import synthetic
 from fbp_landcover.engine.errors import CancelledError
 from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.models.loading import load_model
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from fbp_landcover.engine.training import adapt as adapt_mod
 from fbp_landcover.engine.training import dpa, fbp_dataset, sampler, source_memory
 from fbp_landcover.engine.training.config import AdaptOptions

@@ -20,7 +20,7 @@ from fbp_landcover.engine.inference.backends import make_backend
 from fbp_landcover.engine.models import devices
 from fbp_landcover.engine.models.card import file_sha256
 from fbp_landcover.engine.models.loading import load_model
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from tests.models import fbp_unet_with_stats, tiny_checkpoint
 
 torch = import_torch()

@@ -18,7 +18,7 @@ from fbp_landcover.engine.models.authors import import_authors_checkpoint
 from fbp_landcover.engine.models.card import ModelCard, file_sha256
 from fbp_landcover.engine.models.fbpmodel import load_checkpoint, save_checkpoint
 from fbp_landcover.engine.models.loading import load_model
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from tests.models import UNTRAINED, authors_checkpoint, tiny_checkpoint, tiny_model
 
 torch = import_torch()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from fbp_landcover.engine.training import dpa, losses
 
 torch = import_torch()

@@ -7,7 +7,7 @@ import pytest
 from fbp_landcover.engine.models.authors import import_authors_checkpoint
 from fbp_landcover.engine.models.fbp_unet import FbpUNet
 from fbp_landcover.engine.models.loading import load_model
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from tests.models import authors_checkpoint, fbp_unet_with_stats
 
 torch = import_torch()

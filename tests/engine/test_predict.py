@@ -241,7 +241,7 @@ class TorchPixelBackend:
     device_blend = True
 
     def __init__(self, model: PixelModel):
-        from fbp_landcover.engine.models.torch_import import import_torch
+        from fbp_landcover.engine.torch_import import import_torch
 
         self.torch = import_torch()
         self.model = model

@@ -11,7 +11,7 @@ from fbp_landcover.engine.errors import CancelledError
 from fbp_landcover.engine.models import build_model
 from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.models.loading import load_model
-from fbp_landcover.engine.models.torch_import import import_torch
+from fbp_landcover.engine.torch_import import import_torch
 from fbp_landcover.engine.training import common, losses, source_memory, train
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import TINY_SMP, tiny_model

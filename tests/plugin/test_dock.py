@@ -129,7 +129,7 @@ def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
 def test_missing_engine_shows_the_sentence_in_the_dock(qgis_iface, qgis_new_project, fbp_provider,
                                                        models_folder,
                                                        monkeypatch):
-    from fbp_landcover.engine.models import torch_import
+    from fbp_landcover.engine import torch_import
     from fbp_landcover.plugin import engine_check
     from fbp_landcover.plugin.dock import LandCoverDock
 

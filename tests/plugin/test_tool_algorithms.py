@@ -125,7 +125,7 @@ def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
 @pytest.fixture
 def engine_missing(monkeypatch):
     """torch fails to import, as in a QGIS started without the venv."""
-    from fbp_landcover.engine.models import torch_import
+    from fbp_landcover.engine import torch_import
     from fbp_landcover.plugin import engine_check
 
     def no_torch():
