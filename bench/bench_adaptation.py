@@ -1,10 +1,10 @@
 """Does DPA adaptation help on the generated cross-sensor shift? Several seeds, one source model per seed.
 
-For each seed: generate the synthetic dataset (engine.synthetic.domain_shift_dataset), train the demo's
+For each seed: generate the synthetic dataset (engine.demo.synthetic.domain_shift_dataset), train the demo's
 source model (engine.demo.FULL recipe), then score on the shifted target and on the no-shift control:
 source-only, quick source-free adaptation (default: bn+kl), and Siamese DPA with the source memory.
 Scores: mIoU over the classes present in the truth (24 classes) and on the coarse legend, via
-map_landcover + engine.evaluate, exactly as the demo and the CLI do. Prints a table of means.
+map_landcover + engine.assessment.evaluate, exactly as the demo and the CLI do. Prints a table of means.
 
     .venv/bin/python bench/bench_adaptation.py --seeds 0,1,2 [--out /tmp/bench_adapt] [--variants ...]
 """
@@ -29,7 +29,7 @@ VARIANTS = {  # name -> adapt() options (None: no adaptation)
 
 
 def score(model: Path, image: Path, truth: Path, out: Path) -> dict:
-    from fbp_landcover.engine.evaluate import evaluate
+    from fbp_landcover.engine.assessment.evaluate import evaluate
     from fbp_landcover.engine.mapping import MapRequest, map_landcover
 
     map_landcover(MapRequest(image=str(image), output=str(out), model=str(model), device="cpu",
@@ -42,8 +42,7 @@ def score(model: Path, image: Path, truth: Path, out: Path) -> dict:
 
 def run_seed(seed: int, root: Path, variants: list[str], control_variants: list[str], recipe,
              iterations: int | None, log) -> dict:
-    from fbp_landcover.engine import synthetic
-    from fbp_landcover.engine.demo import train_with_recipe
+    from fbp_landcover.engine.demo import synthetic, train_with_recipe
     from fbp_landcover.engine.training.adapt import adapt
 
     d = root / f"seed{seed}"
@@ -96,8 +95,7 @@ def table(all_runs: dict[int, dict], variants: list[str]) -> str:
             change = ("" if base is None or name == "source-only" else
                       " ".join(f"{100 * (r['miou'] - b):+.1f}" for r, b in zip(rows, base, strict=True)))
             lines.append(f"| {scene} | {name} | {mean['miou']:.3f} | {mean['coarse_miou']:.3f} | "
-                         f"{mean['oa']:.3f} | "
-                         f"{mean['coarse_oa']:.3f} | {change} |")
+                         f"{mean['oa']:.3f} | {mean['coarse_oa']:.3f} | {change} |")
     return "\n".join(lines)
 
 

@@ -1,11 +1,11 @@
 """What does choosing the compact model cost in accuracy? The demo benchmark, one architecture at a time.
 
-For each seed: generate the demo's synthetic dataset (engine.synthetic.domain_shift_dataset), then for each
-architecture train a source model with the demo recipe (engine.demo.FULL: same data, iterations, batch,
+For each seed: generate the demo's synthetic dataset (engine.demo.synthetic.domain_shift_dataset), then for
+each architecture train a source model with the demo recipe (engine.demo.FULL: same data, iterations, batch,
 patch, learning rate), adapt it to the target with Siamese DPA (the demo's method), and score source-only and
-adapted maps on the shifted target and the no-shift control (mIoU over the classes present, 24 classes and
-the coarse legend), through map_landcover + engine.evaluate as the demo does. Prints a table of means, the
-per-seed values and the training time of each architecture.
+adapted maps on the shifted target and the no-shift control (mIoU over the classes present, 24 classes and the
+coarse legend), through map_landcover + engine.assessment.evaluate as the demo does. Prints a table of means,
+the per-seed values and the training time of each architecture.
 
     .venv/bin/python bench/bench_architectures.py --seeds 0,1 [--archs compact,fbp_unet] [--out DIR]
 
@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ARCHS = {  # name -> train_source() architecture arguments
+ARCHS = {  # name -> TrainConfig architecture fields
     "demo": {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mobilenetv3_small_050",
              "arch_kwargs": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}},
     "compact": "preset",
@@ -61,11 +61,9 @@ def arch_args(name: str) -> dict:
 
 
 def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
-    from fbp_landcover.engine import synthetic
-    from fbp_landcover.engine.demo import train_with_recipe
-    from fbp_landcover.engine.training.adapt import adapt
-
     from bench.bench_adaptation import score
+    from fbp_landcover.engine.demo import synthetic, train_with_recipe
+    from fbp_landcover.engine.training.adapt import adapt
 
     d = root / f"seed{seed}"
     shutil.rmtree(d, ignore_errors=True)
@@ -101,8 +99,8 @@ def table(runs: dict[int, dict], archs: list[str]) -> str:
     seeds = sorted(runs)
     cols = ("target source-only", "target adapted", "control source-only")
     lines = [f"seeds: {', '.join(map(str, seeds))}", "",
-             "| architecture | target mIoU, source-only | target mIoU, adapted | control mIoU | "
-             "coarse mIoU (target, adapted) | per seed (target adapted) | train s | adapt s |",
+             "| architecture | target mIoU, source-only | target mIoU, adapted | control mIoU | coarse mIoU "
+             "(target, adapted) | per seed (target adapted) | train s | adapt s |",
              "|---|---:|---:|---:|---:|---|---:|---:|"]
     for name in archs:
         rows = [runs[s][name] for s in seeds]

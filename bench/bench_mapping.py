@@ -27,7 +27,8 @@ PY = sys.executable
 
 
 def write_raster(path: Path, size: int, height: int | None = None) -> None:
-    """A 4-band uint8 R,G,B,NIR raster (size x height) with smooth structure, written in strips (bounded memory)."""
+    """A 4-band uint8 R,G,B,NIR raster (size x height) with smooth structure, written in strips (bounded
+    memory)."""
     import numpy as np
     from osgeo import gdal, osr
 
@@ -61,13 +62,15 @@ def repeated_vrt(src: Path, dst: Path, size: int, tile: int) -> None:
             w, h = min(tile, size - x), min(tile, size - y)
             for b in range(1, 5):
                 blocks.append((b, f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename>'
-                                  f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                                  f'<SourceBand>{b}</SourceBand>'
+                                  f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
                                   f'<DstRect xOff="{x}" yOff="{y}" xSize="{w}" ySize="{h}"/></SimpleSource>'))
     ds = gdal.Open(str(src))
     srs = ds.GetProjection()
     gt = ds.GetGeoTransform()
     bands = "".join(
-        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(s for bb, s in blocks if bb == b) + "</VRTRasterBand>"
+        f'<VRTRasterBand dataType="Byte" band="{b}">' + "".join(s for bb,
+                                                                s in blocks if bb == b) + "</VRTRasterBand>"
         for b in range(1, 5))
     dst.write_text(f'<VRTDataset rasterXSize="{size}" rasterYSize="{size}"><SRS>{srs}</SRS>'
                    f'<GeoTransform>{", ".join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>')
@@ -79,8 +82,9 @@ EARLIER_COMPACT = {"architecture": "smp", "smp_arch": "Unet", "encoder": "tu-mob
 
 
 def make_model(path: Path, kind: str) -> None:
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models import build_model
+    from fbp_landcover.engine.models.card import ModelCard
+    from fbp_landcover.engine.models.fbpmodel import save_checkpoint
     from fbp_landcover.engine.torch_import import import_torch
 
     import_torch().manual_seed(0)
@@ -95,18 +99,18 @@ def make_model(path: Path, kind: str) -> None:
 def make_adaptable_compact(folder: Path) -> Path:
     """A compact model with a source memory (so quick adaptation runs Siamese DPA, as with a real model):
     trained for a few iterations on generated FBP-layout data. Its accuracy is irrelevant here."""
-    from fbp_landcover.engine import synthetic
+    from fbp_landcover.engine.demo import synthetic
     from fbp_landcover.engine.models.presets import preset
+    from fbp_landcover.engine.training.config import TrainConfig
     from fbp_landcover.engine.training.train import train_source
 
     data = synthetic.domain_shift_dataset(folder / "data", 0, n_source=1, source_size=512, target_size=256,
                                           control=False)
     spec = preset("compact")
     out = folder / "compact_adaptable.fbpmodel"
-    train_source(str(data.source_root), out, architecture=spec["architecture"], smp_arch=spec["smp_arch"],
-                 encoder=spec["encoder"], arch_kwargs=spec["arch_kwargs"], epochs=1, iterations_per_epoch=5,
-                 batch_size=4, patch=256, val_patches=2, memory_count=64, memory_size=256, stats="scene",
-                 device="cpu", resume=False, seed=0)
+    config = TrainConfig(**spec, epochs=1, iterations_per_epoch=5, batch_size=4, patch=256, val_patches=2,
+                         memory_count=64, memory_size=256, stats="scene", device="cpu", resume=False, seed=0)
+    train_source(str(data.source_root), out, config)
     return out
 
 
@@ -135,8 +139,8 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         import numpy as np
 
         from bench.reference_scheme import reference_map
-        from fbp_landcover.engine.checkpoints import load_model
-        from fbp_landcover.engine.normalize import FBP_SOURCE_STATS
+        from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
+        from fbp_landcover.engine.models.loading import load_model
 
         net, _, _ = load_model(model)
         classes = reference_map(raster, net, FBP_SOURCE_STATS.mean, FBP_SOURCE_STATS.std)
@@ -144,13 +148,17 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         h, w = classes.shape
     else:
         from fbp_landcover.engine.mapping import MapRequest, map_landcover
+        from fbp_landcover.engine.training.config import AdaptOptions
 
         kw = json.loads(method.split(":", 1)[1]) if ":" in method else {}
+        if "adapt" in kw:
+            kw["adapt"] = AdaptOptions(**kw["adapt"])
         # Warm-up on a small raster: the one-off ONNX export is cached beside the checkpoint, not timed here.
         small = str(Path(out).with_suffix(".warm.tif"))
         write_raster(Path(small), 64)
         t_warm = time.perf_counter()
-        warm_kw = {k: v for k, v in kw.items() if k != "adapt"}  # an adapted model is exported in the timed run
+        warm_kw = {k: v for k,
+                   v in kw.items() if k != "adapt"}  # an adapted model is exported in the timed run
         map_landcover(MapRequest(image=small, output=small + ".map.tif", model=model, sensor="rgbn",
                                  overwrite=True, **warm_kw))
         warm = time.perf_counter() - t_warm
@@ -181,12 +189,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=2048, help="raster for the authors' U-Net")
     ap.add_argument("--compact-size", type=int, default=4096, help="raster for the compact model")
     ap.add_argument("--scene", default="7300x6908", help="WxH of a whole-scene raster for the compact model "
-                    "(a Gaofen-2 scene's size); empty to skip")
+                                                         "(a Gaofen-2 scene's size); empty to skip")
     ap.add_argument("--adapt-iterations", type=int, default=50,
-                    help="map the compact-size raster with quick adaptation first (the dock's default effort); 0 to skip")
+                    help="map the compact-size raster with quick adaptation first "
+                         "(the dock's default effort); 0 to skip")
     ap.add_argument("--big", type=int, default=0, help="also the compact model on a BIG x BIG virtual raster")
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--big-only", action="store_true", help="only the --big row (peak memory on a huge raster)")
+    ap.add_argument("--big-only", action="store_true", help="only the --big row "
+                                                            "(peak memory on a huge raster)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -214,7 +224,8 @@ def main() -> None:
         if not args.skip_reference:
             ref = run_child("reference", r1, unet, tmp / "ref.npy")
             rows.append(("reference scheme (authors' U-Net, torch)", "fbp_unet", args.size, ref))
-        cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet, tmp / "cc.tif")
+        cc = run_child('engine:{"stitch": "centre-crop", "backend": "torch", "stats": "fbp"}', r1, unet,
+                       tmp / "cc.tif")
         rows.append(("engine centre-crop, torch", "fbp_unet", args.size, cc))
         if ref is not None:
             a = np.load(tmp / "ref.npy")
@@ -239,9 +250,11 @@ def main() -> None:
             rows.append((f"engine default, compact preset: {sw}x{sh} scene", "compact", (sw, sh), res))
         if args.adapt_iterations:
             adaptable = make_adaptable_compact(tmp / "adapt")
-            res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2, adaptable,
+            res = run_child("engine:" + json.dumps({"adapt": {"iterations": args.adapt_iterations}}), r2,
+                            adaptable,
                             tmp / "a.tif")
-            rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run", "compact",
+            rows.append((f"compact preset + quick adaptation ({args.adapt_iterations} it.), whole run",
+                         "compact",
                          args.compact_size, res))
     if args.big:
         vrt = tmp / f"big{args.big}.vrt"
@@ -258,9 +271,10 @@ def main() -> None:
         bound = rate / flops[arch] / 1e6
         ratio = f"{mpxs / base:.2f}" if base and arch == "fbp_unet" else "-"
         w, h = size if isinstance(size, tuple) else (size, size)
-        print(f"{label:58s} {w:>5d}x{h:<5d} {mpxs:8.3f} {r['seconds']:8.1f} {r['peak_rss_mb']:7.0f}MB {ratio:>6s} "
-              f"{mpxs / bound * 100:7.1f}% {r.get('warmup_s', 0):7.1f}s")
-        out.append({"method": label, "model": arch, "size": [w, h], "mpx_per_s": mpxs, "seconds": r["seconds"],
+        print(f"{label:58s} {w:>5d}x{h:<5d} {mpxs:8.3f} {r['seconds']:8.1f} {r['peak_rss_mb']:7.0f}MB "
+              f"{ratio:>6s} {mpxs / bound * 100:7.1f}% {r.get('warmup_s', 0):7.1f}s")
+        out.append({"method": label, "model": arch, "size": [w, h], "mpx_per_s": mpxs,
+                    "seconds": r["seconds"],
                     "peak_rss_mb": r["peak_rss_mb"], "ratio_to_reference": ratio, "bound_mpx_per_s": bound})
     if args.json:
         Path(args.json).write_text(json.dumps({"conv_gflops": rate / 1e9, "rows": out}, indent=2))
@@ -268,7 +282,7 @@ def main() -> None:
 
 def model_flops_per_pixel(path: Path) -> float:
     """FLOPs per pixel of a model, counted with forward hooks on convolutions (2 x MACs)."""
-    from fbp_landcover.engine.checkpoints import load_model
+    from fbp_landcover.engine.models.loading import load_model
     from fbp_landcover.engine.torch_import import import_torch
 
     torch = import_torch()

@@ -14,3 +14,5 @@ def _version() -> str:
 
 
 __version__ = _version()
+
+SOFTWARE = f"fbp_landcover {__version__}"  # what files written by the engine record as their software

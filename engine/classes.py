@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -65,7 +65,7 @@ NUM_OUTPUTS = len(CLASSES)  # 25 network output channels (0 = unlabeled, never p
 NUM_CLASSES = NUM_OUTPUTS - 1  # 24 land-cover classes
 UNLABELED = 0
 
-# Class pixel shares in FBP, inferred from the reference code's fixed class weights (fbp.md §1).
+# Class pixel shares in FBP, inferred from the reference code's fixed class weights.
 FBP_PIXEL_SHARE: dict[int, float] = {
     3: 0.339, 4: 0.062, 13: 0.051, 6: 0.048, 12: 0.046, 18: 0.040, 11: 0.032, 21: 0.026,
     1: 0.025, 2: 0.021, 7: 0.018, 15: 0.009, 14: 0.008, 5: 0.007, 9: 0.007, 17: 0.0024,
@@ -74,7 +74,7 @@ FBP_PIXEL_SHARE: dict[int, float] = {
 
 
 def class_weights(shares: dict[int, float] | None = None) -> list[float]:
-    """Class weights w_c = 1/ln(1.02 + p_c) for indices 0..24, with w_0 = 0 (fbp.md §1, §3)."""
+    """Class weights w_c = 1/ln(1.02 + p_c) for indices 0..24, with w_0 = 0 (as the reference code)."""
     import math
 
     shares = FBP_PIXEL_SHARE if shares is None else shares
@@ -188,12 +188,29 @@ class Collapse:
             table[src] = dst
         return table
 
+    def names(self) -> list[str]:
+        """Category names indexed by target value (0 = "no data"; values without a class are empty)."""
+        names = ["no data"] + [""] * max(self.targets, default=0)
+        for value, (name, _rgb) in self.targets.items():
+            names[value] = name
+        return names
+
+    def gdal_color_table(self):
+        """A ``gdal.ColorTable`` with the legend's colours; 0 is transparent."""
+        from osgeo import gdal
+
+        table = gdal.ColorTable()
+        table.SetColorEntry(0, (0, 0, 0, 0))
+        for value, (_name, rgb) in self.targets.items():
+            table.SetColorEntry(value, (*rgb, 255))
+        return table
+
 
 def available_collapses() -> list[str]:
     return sorted(p.stem for p in LEGEND_DIR.glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_collapse(name_or_path: str) -> Collapse:
     """Load a coarse legend by name (``gid5``, ``coarse``) or from a JSON file of the same form."""
     from .errors import FbpError
@@ -203,8 +220,8 @@ def load_collapse(name_or_path: str) -> Collapse:
         path = LEGEND_DIR / f"{name_or_path}.json"
     if not path.is_file():
         raise FbpError(
-            f"Legend mapping {name_or_path!r} not found: expected one of "
-            f"{', '.join(available_collapses())} or a JSON mapping file."
+            f"Legend mapping {name_or_path!r} not found: "
+            f"expected one of {', '.join(available_collapses())} or a JSON mapping file."
         )
     data = json.loads(path.read_text())
     targets = {int(t["value"]): (t["name"], tuple(t["rgb"])) for t in data["classes"]}

@@ -9,7 +9,7 @@ class FbpError(Exception):
     """A problem with the user's input, files or settings, explained in one sentence."""
 
 
-class Cancelled(FbpError):
+class CancelledError(FbpError):
     """The user cancelled; nothing half-written was left behind."""
 
     def __init__(self, message: str = "Cancelled by the user; no output was written.") -> None:

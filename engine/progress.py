@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .errors import Cancelled
+from .errors import CancelledError
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -57,9 +57,9 @@ class Progress:
         self.check()
 
     def check(self) -> None:
-        """Raise Cancelled if the user asked to stop."""
+        """Raise CancelledError if the user asked to stop."""
         if self._is_cancelled():
-            raise Cancelled()
+            raise CancelledError()
 
     @property
     def cancelled(self) -> bool:

@@ -10,6 +10,7 @@ a matching torchvision none of this triggers.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 _SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
@@ -29,7 +30,7 @@ def _ensure_torchvision() -> None:
     if "torchvision" in sys.modules and _library is not None:
         return
     try:
-        import torchvision  # noqa: F401
+        importlib.import_module("torchvision")
         return
     except RuntimeError as exc:
         if "torchvision::" not in str(exc):
@@ -46,7 +47,7 @@ def _ensure_torchvision() -> None:
             _library.define(op + _SCHEMA)
         except RuntimeError:
             pass  # already defined by a partial load
-    import torchvision  # noqa: F401
+    importlib.import_module("torchvision")
 
 
 def import_smp():

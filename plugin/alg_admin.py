@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterFile,
@@ -19,7 +17,8 @@ class AddModel(FbpAlgorithm):
     GROUP = ("setup", "Models and setup")
     NEEDS_ENGINE = True
     HELP = (
-        "Checks a model file (our .fbpmodel checkpoint with its metadata, or the authors' unet_&lt;city&gt;.pth.tar, "
+        "Checks a model file (our .fbpmodel checkpoint with its metadata, "
+        "or the authors' unet_&lt;city&gt;.pth.tar, "
         "read without running any code from it) and copies it into the model folder of your QGIS profile, "
         "where the panel and 'Map land cover' find it by name."
     )
@@ -36,7 +35,8 @@ class AddModel(FbpAlgorithm):
         src = self.parameterAsFile(parameters, "INPUT", context)
         folder = models_dir()
         entry = self.run_engine(add_model, src, folder)
-        feedback.pushInfo(f"Added {entry.name} to {folder}" + (f" ({entry.summary})" if entry.summary else ""))
+        summary = f" ({entry.summary})" if entry.summary else ""
+        feedback.pushInfo(f"Added {entry.name} to {folder}{summary}")
         return {"NAME": entry.name, "PATH": entry.path}
 
 
@@ -45,8 +45,9 @@ class Diagnostics(FbpAlgorithm):
     DISPLAY = "Diagnostics (for bug reports)"
     GROUP = ("setup", "Models and setup")
     HELP = (
-        "Reports the versions of QGIS, Python, GDAL, torch and onnxruntime, whether CUDA is available, the device the "
-        "engine would use and why, the engine version and the model folder. Copy it into a bug report."
+        "Reports the versions of QGIS, Python, GDAL, torch and onnxruntime, whether CUDA is available, "
+        "the device the engine would use and why, the engine version and the model folder. "
+        "Copy it into a bug report."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -64,5 +65,7 @@ class Diagnostics(FbpAlgorithm):
             feedback.pushInfo(line)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         if output:
-            Path(output).write_text(text + "\n")
+            from ..engine.io.atomic import write_text_atomic
+
+            write_text_atomic(output, text + "\n")
         return {"TEXT": text, "OUTPUT": output or None}

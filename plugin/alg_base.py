@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 
 from qgis.core import (
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterString,
     QgsProcessingAlgorithm,
-    QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterString,
     QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -94,7 +94,7 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         return True, ""
 
     def run_engine(self, fn, *args, **kwargs):
-        """Call an engine function; FbpError (Cancelled included) becomes a QgsProcessingException."""
+        """Call an engine function; FbpError (CancelledError included) becomes a QgsProcessingException."""
         from ..engine.errors import FbpError
 
         try:
@@ -102,16 +102,26 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         except FbpError as exc:
             raise QgsProcessingException(str(exc)) from None
 
+    def raster_layer(self, parameters, name: str, context, what: str):
+        """The raster layer of parameter ``name``, or a QgsProcessingException naming the ``what`` it is."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(f"The {what} {parameters.get(name)!r} could not be opened; "
+                                         "choose a raster layer or file.")
+        return layer
+
     def require_engine(self) -> None:
         ok, problem = self.canExecute()
         if not ok:
             raise QgsProcessingException(problem)
 
-    @staticmethod
-    def context_or_new(context: QgsProcessingContext | None) -> QgsProcessingContext:
-        return context if context is not None else QgsProcessingContext()
-
     # ---- parameters shared by the mapping algorithms -------------------------------------------
+
+    def add_advanced(self, *params) -> None:
+        """Add parameters shown under "Advanced parameters"."""
+        for param in params:
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(param)
 
     @staticmethod
     def enum_parameter(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
@@ -136,7 +146,8 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
             mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
             if not mapping:
                 raise QgsProcessingException(
-                    "The sensor is 'custom' but no band mapping was given; give one such as nir=4,r=1,g=2,b=3.")
+                    "The sensor is 'custom' but no band mapping was given; "
+                    "give one such as nir=4,r=1,g=2,b=3.")
             sensor = mapping if mapping.startswith("custom:") else f"custom:{mapping}"
         return sensor
 
@@ -144,13 +155,14 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
         from .models_folder import models_dir
 
-        model = (self.parameterAsString(parameters, "MODEL", context) or "").strip() or default_model(models_dir())
+        model = (self.parameterAsString(parameters, "MODEL",
+                                        context) or "").strip() or default_model(models_dir())
         return self.sensor_spec(parameters, context), model
 
 
 def sensor_options() -> list[str]:
     """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
-    from ..engine.sensors import PROFILES
+    from ..engine.io.sensors import PROFILES
 
     return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
 
@@ -162,7 +174,8 @@ def default_model(models_dir: str) -> str:
     entries = model_entries(models_dir)
     if not entries:
         raise QgsProcessingException(
-            f"No model was given and the model folder {models_dir} is empty; add a model file with "
-            "'Add model…' in the FBP Land Cover panel or the fbplandcover:addmodel algorithm, or give its path."
+            f"No model was given and the model folder {models_dir} is empty; "
+            "add a model file with 'Add model…' in the FBP Land Cover panel "
+            "or the fbplandcover:addmodel algorithm, or give its path."
         )
     return entries[0].name

@@ -1,11 +1,10 @@
-"""fbplandcover:maplandcover — a raster layer to a styled 24-class land-cover map (plus confidence and areas)."""
+"""fbplandcover:maplandcover — a raster layer to a styled 24-class land-cover map (plus confidence and
+areas)."""
 
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingException,
     QgsProcessingOutputString,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -14,13 +13,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..engine.inference.backends import BACKENDS
+from ..engine.inference.predict import STITCH_MODES
+from ..engine.models.devices import DEVICES
 from . import styling
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
-
-
-STITCH = ["blend", "centre-crop"]
-DEVICES = ["auto", "cpu", "cuda"]
-BACKENDS = ["auto", "torch", "onnx"]
 
 
 class MapLandCover(FbpAlgorithm):
@@ -28,18 +25,20 @@ class MapLandCover(FbpAlgorithm):
     DISPLAY = "Map land cover"
     NEEDS_ENGINE = True
     HELP = (
-        "Classifies a raster into the 24 Five-Billion-Pixels land-cover classes with a deep-learning model.\n\n"
-        "<b>Input raster</b>: a multispectral raster with near-infrared, red, green and blue bands.\n"
-        "<b>Sensor</b>: 'auto' detects it from the file (band count, data type, metadata) and fails with the "
-        "choices when it cannot tell; 'custom' uses the band mapping, e.g. nir=4,r=1,g=2,b=3,scale=255.\n"
-        "<b>Model</b>: a model file (.fbpmodel checkpoint, or the authors' unet_&lt;city&gt;.pth.tar), or the "
-        "name of a model in the model folder of your QGIS profile; empty = the first registered model.\n"
-        "<b>Quick adaptation</b>: that many iterations of unsupervised self-training (pseudo-labels) on this "
-        "image before mapping; slow on a CPU (minutes), 0 = map with the model as it is.\n"
-        "<b>Extent</b> and <b>mask</b> (non-zero pixels are left unclassified, e.g. clouds) are optional.\n"
-        "Outputs: the class raster (0 = no data, 1..24 the classes, styled with the official colours), optionally "
-        "a confidence raster (1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\n"
-        "Advanced: normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
+        "Classifies a raster into the 24 Five-Billion-Pixels land-cover classes "
+        "with a deep-learning model.\n\n<b>Input raster</b>: a multispectral raster with near-infrared, red, "
+        "green and blue bands.\n<b>Sensor</b>: 'auto' detects it from the file (band count, data type, "
+        "metadata) and fails with the choices when it cannot tell; 'custom' uses the band mapping, e.g. "
+        "nir=4,r=1,g=2,b=3,scale=255.\n<b>Model</b>: a model file (.fbpmodel checkpoint, "
+        "or the authors' unet_&lt;city&gt;.pth.tar), "
+        "or the name of a model in the model folder of your QGIS profile; "
+        "empty = the first registered model.\n<b>Quick adaptation</b>: "
+        "that many iterations of unsupervised self-training (pseudo-labels) on this image before mapping; "
+        "slow on a CPU (minutes), 0 = map with the model as it is.\n<b>Extent</b> and <b>mask</b> "
+        "(non-zero pixels are left unclassified, e.g. clouds) are optional.\nOutputs: the class raster "
+        "(0 = no data, 1..24 the classes, styled with the official colours), optionally a confidence raster "
+        "(1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\nAdvanced: "
+        "normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
         "how windows are stitched, the device (auto uses a CUDA GPU when torch sees one) and the backend."
     )
 
@@ -52,15 +51,12 @@ class MapLandCover(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
-        advanced = [
+        self.add_advanced(
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
-            self.enum_parameter("STITCH", tr("Stitching of windows"), STITCH),
-            self.enum_parameter("DEVICE", tr("Device"), DEVICES),
-            self.enum_parameter("BACKEND", tr("Backend"), BACKENDS),
-        ]
-        for param in advanced:
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(param)
+            self.enum_parameter("STITCH", tr("Stitching of windows"), list(STITCH_MODES)),
+            self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
+            self.enum_parameter("BACKEND", tr("Backend"), list(BACKENDS)),
+        )
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", tr("Land cover")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "CONFIDENCE", tr("Confidence"), optional=True, createByDefault=False))
@@ -72,10 +68,7 @@ class MapLandCover(FbpAlgorithm):
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         """Resolve layers on the main thread (the dock runs processAlgorithm in a task)."""
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
-        if layer is None or not layer.isValid():
-            raise QgsProcessingException(
-                f"The input raster {parameters.get('INPUT')!r} could not be opened; choose a raster layer or file.")
+        layer = self.raster_layer(parameters, "INPUT", context, "input raster")
         self._input = layer_path(layer)
         self._input_name = layer.name()
         self._extent = None
@@ -108,7 +101,9 @@ class MapLandCover(FbpAlgorithm):
         )
         iterations = self.parameterAsInt(parameters, "ADAPT_ITERATIONS", context) or 0
         if iterations > 0:
-            request.adapt = {"iterations": iterations}
+            from ..engine.training.config import AdaptOptions
+
+            request.adapt = AdaptOptions(iterations=iterations)
         bridge = FeedbackBridge(feedback)
         feedback.pushInfo(f"Mapping {self._input} with model {model} (sensor {sensor}).")
         result = self.run_engine(map_landcover, request, bridge.progress, bridge.is_cancelled)

@@ -86,6 +86,21 @@ class LandCoverDock(QDockWidget):
     def _build(self) -> None:
         body = QWidget()
         outer = QVBoxLayout(body)
+        self._build_problem_label(outer)
+        form = QFormLayout()
+        self._build_input_rows(form)
+        self._build_model_rows(form)
+        self._build_output_rows(form)
+        outer.addLayout(form)
+        self._build_run_rows(outer)
+        self._build_area_table(outer)
+        self.diagnostics_button = QPushButton("Diagnostics…")
+        self.diagnostics_button.clicked.connect(self.show_diagnostics)
+        outer.addWidget(self.diagnostics_button)
+        self.setWidget(body)
+
+    def _build_problem_label(self, outer: QVBoxLayout) -> None:
+        """The red sentence shown when the engine cannot run or a run failed."""
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
         self.problem_label.setStyleSheet("color: #b00020;")
@@ -97,14 +112,15 @@ class LandCoverDock(QDockWidget):
         self.engine_box.engine_changed.connect(self.on_engine_changed)
         outer.addWidget(self.engine_box)
 
-        form = QFormLayout()
+    def _build_input_rows(self, form: QFormLayout) -> None:
+        """Input raster, sensor (with the detection's reason) and a custom band mapping."""
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         form.addRow("Input raster", self.layer_combo)
 
         self.sensor_combo = QComboBox()
         self.sensor_combo.addItem("Auto-detect", "auto")
-        from ..engine.sensors import PROFILES
+        from ..engine.io.sensors import PROFILES
 
         for name, profile in PROFILES.items():
             self.sensor_combo.addItem(profile.title, name)
@@ -119,6 +135,8 @@ class LandCoverDock(QDockWidget):
         self.custom_mapping.hide()
         form.addRow("", self.custom_mapping)
 
+    def _build_model_rows(self, form: QFormLayout) -> None:
+        """The model (and adding one) and quick adaptation."""
         model_row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
@@ -146,6 +164,8 @@ class LandCoverDock(QDockWidget):
         adapt_row.addWidget(self.adapt_effort)
         form.addRow("Adaptation", adapt_row)
 
+    def _build_output_rows(self, form: QFormLayout) -> None:
+        """Extent, output and confidence, the device line and the backend."""
         self.extent_combo = QComboBox()
         self.extent_combo.addItem("Whole layer", "layer")
         self.extent_combo.addItem("Current map view", "canvas")
@@ -167,8 +187,9 @@ class LandCoverDock(QDockWidget):
         self.backend_combo.addItem("torch", "torch")
         self.backend_combo.addItem("onnxruntime (CPU)", "onnx")
         form.addRow("Backend", self.backend_combo)
-        outer.addLayout(form)
 
+    def _build_run_rows(self, outer: QVBoxLayout) -> None:
+        """The run/cancel button, the progress bar, the stage and the estimate."""
         self.run_button = QPushButton("Map land cover")
         self.run_button.clicked.connect(self.run_clicked)
         outer.addWidget(self.run_button)
@@ -182,6 +203,8 @@ class LandCoverDock(QDockWidget):
         self.eta_label = QLabel()
         outer.addWidget(self.eta_label)
 
+    def _build_area_table(self, outer: QVBoxLayout) -> None:
+        """The per-class area table filled after a run."""
         self.area_table = QTableWidget(0, 4)
         self.area_table.setHorizontalHeaderLabels(["Class", "", "km²", "%"])
         self.area_table.verticalHeader().hide()
@@ -191,11 +214,6 @@ class LandCoverDock(QDockWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         self.area_table.setEditTriggers(QTableWidget.NoEditTriggers)
         outer.addWidget(self.area_table, 1)
-
-        self.diagnostics_button = QPushButton("Diagnostics…")
-        self.diagnostics_button.clicked.connect(self.show_diagnostics)
-        outer.addWidget(self.diagnostics_button)
-        self.setWidget(body)
 
     # ---- state ----------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
@@ -230,14 +248,15 @@ class LandCoverDock(QDockWidget):
         self.model_combo.clear()
         try:
             entries = model_entries(models_dir())
-        except Exception as exc:  # noqa: BLE001 (a broken folder must not break the panel)
+        except Exception as exc:  # a broken folder must not break the panel
             self.problem_label.setText(f"The model folder could not be read: {exc}")
             self.problem_label.show()
             entries = []
         self._entries = {entry.name: entry for entry in entries}
         for entry in entries:
             self.model_combo.addItem(entry.name, entry.name)
-            self.model_combo.setItemData(self.model_combo.count() - 1, entry.summary or entry.path, Qt.ToolTipRole)
+            self.model_combo.setItemData(self.model_combo.count() - 1, entry.summary or entry.path,
+                                         Qt.ToolTipRole)
         if current:
             index = self.model_combo.findData(current)
             if index >= 0:
@@ -251,7 +270,8 @@ class LandCoverDock(QDockWidget):
             return
         if entry.not_real:
             self.model_info.setStyleSheet("color: #b00020;")
-            self.model_info.setText(f"Trained on: {entry.trained_on}. Its maps are not the land cover of a real "
+            self.model_info.setText(f"Trained on: {entry.trained_on}. Its maps are not the land cover of a "
+                                    f"real "
                                     "place.")
         else:
             self.model_info.setStyleSheet("")
@@ -282,7 +302,7 @@ class LandCoverDock(QDockWidget):
         if layer is None:
             return
         from ..engine.errors import FbpError
-        from ..engine.sensors import detect
+        from ..engine.io.sensors import detect
         from .alg_base import layer_path
 
         try:
@@ -290,7 +310,7 @@ class LandCoverDock(QDockWidget):
             self.sensor_reason.setText(f"Detected: {profile.name} — {reason}")
         except FbpError as exc:
             self.sensor_reason.setText(f"Not detected: {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # whatever the reason: it is reported
             self.sensor_reason.setText(f"Not detected: {exc}")
 
     def _sensor_changed(self) -> None:

@@ -129,7 +129,8 @@ class EngineBox(QGroupBox):
             restart = results.get("RESTART_NEEDED")
             self.setTitle("The engine is installed")
             self.stage_label.setText("The engine is installed; restart QGIS to use it." if restart
-                                     else f"Ready: the engine was {results.get('OUTCOME')} with QGIS's Python "
+                                     else f"Ready: the engine was {results.get('OUTCOME')} with QGIS's "
+                                          f"Python "
                                      f"{results.get('PYTHON_USED')} into {results.get('FOLDER')}.")
             if not restart:
                 self.problem_label.hide()

@@ -15,17 +15,18 @@ PLUGIN_FOLDER = Path(__file__).resolve().parents[1]
 
 
 @lru_cache(maxsize=1)
-def _check() -> str | None:
-    """None when torch and segmentation-models-pytorch import and load; else the one-sentence problem."""
+def engine_problem() -> str | None:
+    """The sentence saying why the engine cannot run here (torch or segmentation-models-pytorch does not
+    load), or None when it can (cached per session)."""
     try:
         from ..engine.torch_import import import_smp, import_torch
 
         import_torch()
-    except Exception as exc:  # noqa: BLE001 (ImportError, OSError from a broken DLL, RuntimeError...)
+    except Exception as exc:  # ImportError, OSError from a broken DLL, RuntimeError...
         return _sentence("PyTorch (torch)", exc)
     try:
         import_smp()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         return _sentence("segmentation-models-pytorch", exc)
     return None
 
@@ -67,14 +68,9 @@ def _sentence(package: str, exc: BaseException) -> str:
             f"packages as they are. (Plugin folder: {PLUGIN_FOLDER}; developers use scripts/setup.sh there.)")
 
 
-def engine_problem() -> str | None:
-    """The sentence saying why the engine cannot run here, or None when it can (cached per session)."""
-    return _check()
-
-
 def reset() -> None:
     """Forget the cached result (after an install, a repair or a removal)."""
-    _check.cache_clear()
+    engine_problem.cache_clear()
     qgis_python.cache_clear()
 
 
@@ -82,7 +78,7 @@ def _version(module: str) -> str:
     try:
         mod = __import__(module)
         return str(getattr(mod, "__version__", "installed"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         return f"not available ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
 
 
@@ -91,7 +87,7 @@ def device_line() -> str:
     if engine_problem():
         return "none: the engine cannot start (see above)"
     try:
-        from ..engine.backends import cuda_device_name
+        from ..engine.models.devices import cuda_device_name
         from ..engine.torch_import import import_torch
 
         gpu = cuda_device_name()
@@ -99,9 +95,9 @@ def device_line() -> str:
             return f"CUDA GPU {gpu}: torch sees it, so 'auto' runs the model there"
         torch = import_torch()
         build = ", a CPU-only build" if torch.version.cuda is None else ""
-        return (f"CPU: torch {torch.__version__}{build} sees no CUDA device; 'auto' uses onnxruntime "
-                "when the model exports to ONNX, else torch")
-    except Exception as exc:  # noqa: BLE001
+        return (f"CPU: torch {torch.__version__}{build} sees no CUDA device; "
+                "'auto' uses onnxruntime when the model exports to ONNX, else torch")
+    except Exception as exc:  # whatever the reason: it is reported
         return f"unknown ({type(exc).__name__}: {exc})"
 
 
@@ -128,7 +124,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from qgis.core import Qgis
 
         lines.append(f"QGIS: {Qgis.version()}")
-    except Exception:  # noqa: BLE001
+    except Exception:  # whatever the reason: it is reported
         lines.append("QGIS: not running inside QGIS")
     lines.append(f"Python: {sys.version.split()[0]} ({sys.executable})")
     lines.append(f"Platform: {platform.platform()}")
@@ -136,7 +132,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from osgeo import gdal
 
         lines.append(f"GDAL: {gdal.__version__}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         lines.append(f"GDAL: not available ({exc})")
     lines.append(f"numpy: {_version('numpy')}")
     lines.append(f"QGIS's Python interpreter (for pip): {qgis_python()}")
@@ -159,7 +155,7 @@ def diagnostics_text(models_dir: str | None = None) -> str:
         from ..engine import __version__ as engine_version
 
         lines.append(f"Engine version: {engine_version}")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever the reason: it is reported
         lines.append(f"Engine version: unknown ({exc})")
     lines.append(f"Model folder: {models_dir or '(not set)'}")
     if models_dir:
@@ -168,6 +164,6 @@ def diagnostics_text(models_dir: str | None = None) -> str:
 
             entries = model_entries(models_dir)
             lines.append(f"Registered models: {', '.join(e.name for e in entries) or 'none'}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # whatever the reason: it is reported
             lines.append(f"Registered models: could not be listed ({exc})")
     return "\n".join(lines)

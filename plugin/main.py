@@ -1,4 +1,5 @@
-"""FbpLandcoverPlugin: registers the Processing provider and adds the panel, a toolbar button and menu entries.
+"""FbpLandcoverPlugin: registers the Processing provider and adds the panel, a toolbar button and menu
+entries.
 
 Importing this module imports no torch: the engine is imported when the panel is first shown or an
 algorithm runs.
@@ -79,7 +80,8 @@ class FbpLandcoverPlugin:
         from .engine_check import diagnostics_text
         from .models_folder import models_dir
 
-        self._diagnostics = DiagnosticsDialog(diagnostics_text(models_dir()), self.iface.mainWindow(), models_dir())
+        folder = models_dir()
+        self._diagnostics = DiagnosticsDialog(diagnostics_text(folder), self.iface.mainWindow(), folder)
         if self.dock is not None:
             self._diagnostics.engine_changed.connect(self.dock.on_engine_changed)
         self._diagnostics.show()

@@ -1,4 +1,4 @@
-"""The model folder in the QGIS profile, seen through engine.registry."""
+"""The model folder in the QGIS profile, seen through engine.models.registry."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _summary(card) -> str:
 
 def model_entries(folder: str | None = None) -> list[ModelEntry]:
     """The registered models with their metadata, sorted by name."""
-    from ..engine import registry
+    from ..engine.models import registry
 
     folder = folder or models_dir()
     return [ModelEntry(name, str(path), _summary(card), _trained_on(card))
@@ -48,15 +48,17 @@ def model_entries(folder: str | None = None) -> list[ModelEntry]:
 
 
 def _trained_on(card) -> str:
-    return str((getattr(card, "provenance", None) or {}).get("trained_on", "") or "not stated in the model card")
+    said = (getattr(card, "provenance", None) or {}).get("trained_on", "")
+    return str(said or "not stated in the model card")
 
 
 def add_model(src: str, folder: str | None = None) -> ModelEntry:
     """Check and copy (or import) a model file into the folder; returns its entry."""
-    from ..engine import registry
+    from ..engine.models import registry
 
     folder = folder or models_dir()
-    from ..engine.checkpoints import model_stem, read_card
+    from ..engine.models.card import model_stem
+    from ..engine.models.fbpmodel import read_card
 
     path = registry.add_model(src, folder)  # the registered file
     card = read_card(path)

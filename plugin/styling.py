@@ -1,4 +1,5 @@
-"""Styles for result layers, generated from engine.classes, and the Processing post-processors that apply them.
+"""Styles for result layers, generated from engine.classes, and the Processing post-processors that apply
+them.
 
 Post-processors run on the main thread when Processing loads a result layer: in the toolbox, in batch
 mode and in graphical models alike. Processing holds them by raw pointer, so we keep them alive here.

@@ -1,4 +1,4 @@
-"""Fill the local wheel folder that stands in for PyPI when the tests prove the analyst's install path offline.
+"""Fill the local wheel folder that stands in for PyPI when the tests prove the analyst's install offline.
 
     python scripts/fill_wheels.py WHEELS CONSTRAINTS REQUIREMENTS [--system-python /usr/bin/python3]
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     closure = wheel_names(args.wheels)
     listed = subprocess.run([args.system_python, "-c", _LIST], capture_output=True, text=True, check=True)
     system = {normalise(k): (k, v) for k, v in json.loads(listed.stdout).items()}
-    pins = {key: value for key, value in system.items() if key in closure and key not in ("pip", "setuptools")}
+    pins = {key: value for key, value in system.items()
+            if key in closure and key not in ("pip", "setuptools")}
     with tempfile.TemporaryDirectory() as tmp:
         pin_file = Path(tmp) / "system-pins.txt"
         for _attempt in range(len(pins) + 1):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fbp_landcover.engine.checkpoints import ModelCard, now_iso, save_checkpoint
 from fbp_landcover.engine.models import build_model
+from fbp_landcover.engine.models.card import ModelCard, now_iso
+from fbp_landcover.engine.models.fbpmodel import save_checkpoint
 from fbp_landcover.engine.torch_import import import_torch
 
 # The fastest small smp model measured on the 2-core CPU (about 0.03 s for 1x4x256x256, 0.3 M weights).

@@ -1,6 +1,6 @@
 """Scale-out on Dask: the per-scene task and the client (an existing cluster, a local one, or none).
 
-Every scene is one task, ``run_scene(spec)``, which calls ``map_landcover`` on the worker, so every
+Every scene is one task, ``run_scene(request)``, which calls ``map_landcover`` on the worker, so every
 single-scene guarantee (atomic outputs, styling, nodata) holds there too. Workers write to the shared
 output folder; only the client writes the manifest. A task whose worker dies is rescheduled by Dask on
 another worker (``distributed.scheduler.allowed-failures``); other unexpected errors are retried
@@ -19,17 +19,17 @@ from collections.abc import Iterator
 RETRIES = 2
 
 
-def run_scene(spec: dict, progress=None, is_cancelled=None) -> dict:
-    """Map one scene described by ``spec`` (MapRequest fields); returns a summary. A problem with the
-    scene (FbpError) comes back as ``{"ok": False, "error": ...}``; cancelling raises Cancelled."""
-    from ..errors import Cancelled, FbpError
-    from ..mapping import MapRequest, map_landcover
+def run_scene(request, progress=None, is_cancelled=None) -> dict:
+    """Map one scene (a MapRequest); returns a summary. A problem with the scene (FbpError) comes back as
+    ``{"ok": False, "error": ...}``; cancelling raises CancelledError."""
+    from .. import mapping
+    from ..errors import CancelledError, FbpError
 
     t0 = time.monotonic()
     where = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        res = map_landcover(MapRequest(**spec), progress, is_cancelled)
-    except Cancelled:
+        res = mapping.map_landcover(request, progress, is_cancelled)
+    except CancelledError:
         raise
     except FbpError as exc:
         return {"ok": False, "error": str(exc), "seconds": time.monotonic() - t0, "worker": where}
@@ -50,9 +50,9 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise FbpError("Running on several workers needs the Python packages dask and distributed, which are "
-                       "not installed; install them (pip install 'dask[distributed]') or run without "
-                       "--workers/--scheduler.") from None
+        raise FbpError("Running on several workers needs the Python packages dask and distributed, "
+                       "which are not installed; install them "
+                       "(pip install 'dask[distributed]') or run without --workers/--scheduler.") from None
     if scheduler:
         try:
             client = Client(scheduler, timeout="30s")

@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from osgeo import gdal
 
-from .. import __version__, classes
-from ..areas import table_csv, table_json
-from ..errors import Cancelled, FbpError
-from ..outputs import AtomicFiles
+from .. import SOFTWARE, classes
+from ..errors import CancelledError, FbpError
+from ..io.atomic import AtomicFiles
+from ..mapping import MapRequest
+from ..products.areas import write_area_tables
 from ..progress import CancelFn, Progress, ProgressFn
+from ..training.config import AdaptOptions
 from . import cluster
 from . import manifest as mf
 from .mosaic import RULES, choose_grid, place, priority, scene_date, write_mosaic
@@ -29,21 +31,18 @@ RASTER_PATTERNS = ("*.tif", "*.tiff", "*.jp2", "*.vrt")
 SCENE_PHASE = 0.9  # share of the progress bar for the scenes; the rest is the mosaic
 
 
+# The MapRequest fields a scene's maps depend on besides its input, its sensor and the model: a change of any
+# of them maps the scene again on a re-run (device and backend change only how fast).
+SCENE_KEY_FIELDS = ("adapt", "stats", "window", "batch_size", "working_gsd")
+
+
 @dataclass
 class ManyJob:
     inputs: list[str]                      # raster files and/or folders (*.tif *.tiff *.jp2 *.vrt in them)
     output_dir: str
-    model: str
-    sensor: str = "auto"                   # for every input, unless overridden in ``sensors``
-    sensors: dict[str, str] = field(default_factory=dict)  # input path or file name -> sensor
-    adapt: dict | None = None              # MapRequest.adapt for every scene
-    stats: str = "scene"
-    window: int | None = None
-    batch_size: int | None = None
-    working_gsd: float | None = None
-    device: str = "auto"
-    backend: str = "auto"
-    models_dir: str | None = None
+    request: MapRequest                    # every scene's request (model, sensor, stats, adapt, device, ...);
+                                           # its image and outputs are set per scene
+    sensors: dict[str, str] = field(default_factory=dict)  # input path or file name -> sensor, else request's
     crs: str | None = None                 # mosaic CRS (default: the first scene's)
     resolution: float | None = None        # mosaic pixel size in CRS units (default: the finest)
     overlap: str = "confidence"            # confidence | recent | first
@@ -52,7 +51,7 @@ class ManyJob:
     workers: int | None = None             # > 1: a local Dask cluster of that many processes
     scheduler: str | None = None           # address of an existing Dask scheduler
     overwrite: bool = False                # map every scene again, ignoring the manifest
-    run_scene: Callable[[dict], dict] | None = None  # the per-scene task (default cluster.run_scene)
+    run_scene: Callable[[MapRequest], dict] | None = None  # the per-scene task (default cluster.run_scene)
 
 
 @dataclass
@@ -87,8 +86,8 @@ def expand_inputs(items: list[str], exclude: Path | None = None) -> list[str]:
             found = sorted({q for pat in RASTER_PATTERNS for q in p.glob(pat)}
                            | {q for pat in RASTER_PATTERNS for q in p.glob(pat.upper())})
             if not found:
-                raise FbpError(f"The input folder {p} has no *.tif, *.tiff, *.jp2 or *.vrt rasters; give the "
-                               "folder that holds the scenes or list the files.")
+                raise FbpError(f"The input folder {p} has no *.tif, *.tiff, *.jp2 or *.vrt rasters; "
+                               "give the folder that holds the scenes or list the files.")
             out.extend(str(q.absolute()) for q in found)
         elif p.exists():
             out.append(str(p.absolute()))
@@ -129,8 +128,8 @@ def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
     if out.exists() and not out.is_dir():
         raise FbpError(f"The output folder {out} is a file; give a folder (it is created if missing).")
     if not out.parent.is_dir():
-        raise FbpError(f"The parent folder of {out} does not exist; create it or choose another output "
-                       "folder.")
+        raise FbpError(f"The parent folder of {out} does not exist; "
+                       "create it or choose another output folder.")
     out.mkdir(exist_ok=True)
     man = out / mf.MANIFEST_NAME
     if not man.exists() and not job.overwrite and any(p for p in out.iterdir() if not p.name.startswith(".")):
@@ -141,17 +140,21 @@ def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
     return out, man
 
 
+def _setting(request: MapRequest, name: str):
+    """A MapRequest field as the manifest records it (quick adaptation: the options that were asked for)."""
+    value = getattr(request, name)
+    return value.changed() if isinstance(value, AdaptOptions) else value
+
+
 def _scene_settings(job: ManyJob, sensor: str) -> dict:
-    return {"sensor": sensor, "adapt": job.adapt, "stats": job.stats, "window": job.window,
-            "batch_size": job.batch_size, "working_gsd": job.working_gsd}
+    return {"sensor": sensor, **{name: _setting(job.request, name) for name in SCENE_KEY_FIELDS}}
 
 
-def _spec(job: ManyJob, entry: mf.SceneEntry) -> dict:
-    return {"image": entry.input, "output": entry.outputs["classes"],
-            "confidence": entry.outputs["confidence"],
-            "model": job.model, "sensor": entry.sensor, "stats": job.stats, "window": job.window,
-            "batch_size": job.batch_size, "working_gsd": job.working_gsd, "device": job.device,
-            "backend": job.backend, "models_dir": job.models_dir, "adapt": job.adapt, "overwrite": True}
+def _scene_request(job: ManyJob, entry: mf.SceneEntry) -> MapRequest:
+    """The job's request for one scene: its input, sensor and outputs (the mosaic has the area tables)."""
+    return replace(job.request, image=entry.input, output=entry.outputs["classes"],
+                   confidence=entry.outputs["confidence"], sensor=entry.sensor, areas=None, quicklook=None,
+                   overwrite=True)
 
 
 def _record(entry: mf.SceneEntry, res: dict) -> None:
@@ -169,39 +172,13 @@ def _record(entry: mf.SceneEntry, res: dict) -> None:
 def map_many(job: ManyJob, progress: ProgressFn | None = None,
              is_cancelled: CancelFn | None = None) -> ManyResult:
     """Map every input scene, then compose one mosaic with areas (and zonal statistics)."""
-    from ..checkpoints import file_sha256
-    from ..registry import resolve
-
     t0 = time.monotonic()
     prog = Progress(progress, is_cancelled)
     if job.overlap not in RULES:
         raise FbpError(f"Unknown overlap rule {job.overlap!r}; choose one of {', '.join(RULES)}.")
     out, man_path = _prepare_folder(job)
     paths = expand_inputs(job.inputs, exclude=out)
-    model_path = resolve(job.model, job.models_dir)
-    model_sha = file_sha256(model_path)
-    previous = {} if job.overwrite else mf.load_previous(man_path)
-    settings = {"software": f"fbp_landcover {__version__}", "sensor": job.sensor, "sensors": job.sensors,
-                "adapt": job.adapt, "stats": job.stats, "window": job.window, "batch_size": job.batch_size,
-                "working_gsd": job.working_gsd, "device": job.device, "backend": job.backend,
-                "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
-                "zone_field": job.zone_field}
-    man = mf.Manifest(man_path, settings, {"spec": job.model, "path": str(model_path), "sha256": model_sha})
-    for path, name in zip(paths, _names(paths), strict=True):
-        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.sensor
-        fp = mf.fingerprint(path)
-        key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
-        outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
-                   "confidence": str(out / "scenes" / f"{name}_confidence.tif")}
-        date, date_source = scene_date(path)
-        old = previous.get(path)
-        if mf.is_reusable(old, key) and old.outputs == outputs:
-            old.date, old.date_source, old.name = date, date_source, name
-            man.scenes.append(old)
-        else:
-            man.scenes.append(mf.SceneEntry(input=path, name=name, sensor=sensor, key=key, fingerprint=fp,
-                                            outputs=outputs, date=date, date_source=date_source,
-                                            pixels=_pixels(path)))
+    man = _manifest(job, out, man_path, paths)
     todo = [s for s in man.scenes if s.state != mf.DONE]
     skipped = len(man.scenes) - len(todo)
     man.save()
@@ -241,6 +218,39 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
     return result
 
 
+def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.Manifest:
+    """The job's manifest: its settings and model, and a scene entry per input (an earlier run's entry when
+    that scene is done with the same key and outputs, so it is kept)."""
+    from ..models.card import file_sha256
+    from ..models.registry import resolve
+
+    model_path = resolve(job.request.model, job.request.models_dir)
+    model_sha = file_sha256(model_path)
+    previous = {} if job.overwrite else mf.load_previous(man_path)
+    settings = {"software": SOFTWARE, "sensor": job.request.sensor, "sensors": job.sensors,
+                **{name: _setting(job.request, name) for name in (*SCENE_KEY_FIELDS, "device", "backend")},
+                "crs": job.crs, "resolution": job.resolution, "overlap": job.overlap, "zones": job.zones,
+                "zone_field": job.zone_field}
+    man = mf.Manifest(man_path, settings, {"spec": job.request.model, "path": str(model_path),
+                                           "sha256": model_sha})
+    for path, name in zip(paths, _names(paths), strict=True):
+        sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
+        fp = mf.fingerprint(path)
+        key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
+        outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
+                   "confidence": str(out / "scenes" / f"{name}_confidence.tif")}
+        date, date_source = scene_date(path)
+        old = previous.get(path)
+        if mf.is_reusable(old, key) and old.outputs == outputs:
+            old.date, old.date_source, old.name = date, date_source, name
+            man.scenes.append(old)
+        else:
+            man.scenes.append(mf.SceneEntry(input=path, name=name, sensor=sensor, key=key, fingerprint=fp,
+                                            outputs=outputs, date=date, date_source=date_source,
+                                            pixels=_pixels(path)))
+    return man
+
+
 def _scene_message(entry: mf.SceneEntry, k: int, n: int, message: str) -> str:
     return f"Scene {k} of {n} ({entry.name}): {message.split(' (about ')[0]}"
 
@@ -258,14 +268,15 @@ def _run_local(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, 
             prog(SCENE_PHASE * (_d + f * _px) / total, _scene_message(_e, _k, len(todo), m))
 
         if task is cluster.run_scene:
-            res = task(_spec(job, entry), sub, prog._is_cancelled)  # noqa: SLF001 - same package family
+            res = task(_scene_request(job, entry), sub,
+                       lambda: prog.cancelled)
         else:
-            res = task(_spec(job, entry))
+            res = task(_scene_request(job, entry))
         _record(entry, res)
         man.save()
         done_px += px
         prog(SCENE_PHASE * done_px / total, f"{k} of {len(todo)} scenes mapped, "
-             f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
+                                            f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
 
 
 def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, prog: Progress,
@@ -273,7 +284,7 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
     total = max(1, sum(max(s.pixels, 1) for s in todo))
     futures = {}
     for entry in todo:
-        fut = client.submit(task, _spec(job, entry), key=f"fbp-scene-{entry.name}-{entry.key[:12]}",
+        fut = client.submit(task, _scene_request(job, entry), key=f"fbp-scene-{entry.name}-{entry.key[:12]}",
                             retries=cluster.RETRIES, pure=False)
         futures[fut] = entry
         entry.state, entry.attempts = mf.RUNNING, entry.attempts + 1
@@ -282,7 +293,8 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
     try:
         while futures:
             if prog.cancelled:
-                raise Cancelled("Cancelled by the user; finished scenes are kept and the job can be resumed.")
+                raise CancelledError("Cancelled by the user; "
+                                     "finished scenes are kept and the job can be resumed.")
             finished = [f for f in futures if f.done()]
             if not finished:
                 time.sleep(0.2)
@@ -291,14 +303,14 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
                 entry = futures.pop(fut)
                 try:
                     res = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker crash or another error: this scene only
+                except Exception as exc:  # a worker crash or any other error: this scene only
                     res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 _record(entry, res)
                 man.save()
                 done_px += max(entry.pixels, 1)
                 n_done += 1
                 prog(SCENE_PHASE * done_px / total, f"{n_done} of {len(todo)} scenes mapped, "
-                     f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
+                                                    f"{done_px / 1e6:.2f} of {total / 1e6:.2f} Mpx")
     finally:
         if futures:
             client.cancel(list(futures))
@@ -322,15 +334,14 @@ def _mosaic(job: ManyJob, man: mf.Manifest, done: list[mf.SceneEntry], out: Path
 
         zones = ZoneCounter(grid, job.zones, job.zone_field)
         sinks.append(zones.add)
-    metadata = {"FBP_SOFTWARE": f"fbp_landcover {__version__}", "FBP_OVERLAP_RULE": job.overlap,
+    metadata = {"FBP_SOFTWARE": SOFTWARE, "FBP_OVERLAP_RULE": job.overlap,
                 "FBP_SCENES": json.dumps([done[i].input for i in order]), "FBP_MODEL": man.model["path"],
                 "FBP_CLASSES": "Five-Billion-Pixels 24 classes; 0 = nodata"}
     finals, counter = write_mosaic(grid, parts, job.overlap, out, metadata, sinks, prog.stage(0.02, 0.97))
     rows = counter.table()
     files = AtomicFiles()
     files.write_text(out / "mosaic.qml", classes.qml())
-    files.write_text(out / "areas.csv", table_csv(rows))
-    files.write_text(out / "areas.json", table_json(rows, finals["classes"]))
+    areas_json = write_area_tables(rows, out / "areas.csv", finals["classes"], files)
     if zones is not None:
         from .zones import zones_csv, zones_json
 
@@ -341,7 +352,7 @@ def _mosaic(job: ManyJob, man: mf.Manifest, done: list[mf.SceneEntry], out: Path
     files.commit()
     result.mosaic, result.mosaic_vrt = finals["classes"], finals["vrt"]
     result.mosaic_confidence = finals.get("confidence")
-    result.areas_csv, result.areas_json, result.areas = str(out / "areas.csv"), str(out / "areas.json"), rows
+    result.areas_csv, result.areas_json, result.areas = str(out / "areas.csv"), str(areas_json), rows
     result.grid = {"crs_wkt": grid.projection, "geotransform": list(grid.geotransform), "width": grid.width,
                    "height": grid.height}
     man.mosaic = {"outputs": finals, "overlap": job.overlap, "scenes": [done[i].name for i in order],

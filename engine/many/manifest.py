@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..atomic import write_text_atomic
 from ..errors import FbpError
+from ..io.atomic import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
@@ -91,12 +91,6 @@ class Manifest:
         self.write_seconds += time.perf_counter() - t0
         self.writes += 1
 
-    def counts(self) -> dict[str, int]:
-        out = {PENDING: 0, RUNNING: 0, DONE: 0, FAILED: 0}
-        for s in self.scenes:
-            out[s.state] = out.get(s.state, 0) + 1
-        return out
-
 
 def load_previous(path: Path) -> dict[str, SceneEntry]:
     """Scenes of an earlier run of this job, by input path ({} when there is none)."""
@@ -106,8 +100,9 @@ def load_previous(path: Path) -> dict[str, SceneEntry]:
         data = json.loads(path.read_text(encoding="utf-8"))
         scenes = [SceneEntry(**s) for s in data.get("scenes", [])]
     except (ValueError, TypeError) as exc:
-        raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); remove "
-                       "it or choose another output folder (its scenes will then be mapped again).") from None
+        raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); "
+                       "remove it or choose another output folder "
+                       "(its scenes will then be mapped again).") from None
     return {s.input: s for s in scenes}
 
 

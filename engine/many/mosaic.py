@@ -23,7 +23,6 @@ import datetime as _dt
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +30,11 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .. import classes
-from ..areas import AreaCounter
 from ..errors import FbpError
-from ..outputs import CONFIDENCE_NODATA, AtomicFiles, class_writer, confidence_writer
+from ..io.atomic import AtomicFiles, atomic_path, partial_path, sidecars
+from ..io.gdal import srs, warp_to_grid
+from ..products.areas import AreaCounter
+from ..products.writers import CONFIDENCE_NODATA, class_writer, confidence_writer
 from ..progress import Progress
 
 gdal.UseExceptions()
@@ -73,13 +74,13 @@ class Part:
 
 def parse_crs(text: str) -> str:
     """WKT for 'EPSG:32650', a WKT string, a PROJ string… (anything OSR accepts)."""
-    srs = osr.SpatialReference()
+    ref = osr.SpatialReference()
     try:
-        srs.SetFromUserInput(text)
+        ref.SetFromUserInput(text)
     except RuntimeError:
         raise FbpError(f"The mosaic CRS {text!r} is not one GDAL understands; give it as EPSG:xxxx."
                        ) from None
-    return srs.ExportToWkt()
+    return ref.ExportToWkt()
 
 
 def scene_date(path: str) -> tuple[str, str]:
@@ -88,7 +89,7 @@ def scene_date(path: str) -> tuple[str, str]:
     if m:
         return f"{m.group(1)}-{m.group(2)}-{m.group(3)}", "file name"
     mtime = os.stat(path).st_mtime
-    return _dt.datetime.fromtimestamp(mtime, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), "file time"
+    return _dt.datetime.fromtimestamp(mtime, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "file time"
 
 
 def priority(dates: list[str], rule: str) -> list[int]:
@@ -128,10 +129,10 @@ def _footprint(path: str, wkt: str) -> tuple[float, float, float, float, float, 
     """(xmin, ymin, xmax, ymax, pixel size, already in that CRS) of a raster in the CRS ``wkt``."""
     ds = gdal.Open(path)
     src = ds.GetSpatialRef()
-    dst = osr.SpatialReference(wkt=wkt)
+    dst = srs(wkt)
     if src is None:
-        raise FbpError(f"The scene map {path} has no CRS; give the input raster a CRS so it can be "
-                       "mosaicked.")
+        raise FbpError(f"The scene map {path} has no CRS; "
+                       "give the input raster a CRS so it can be mosaicked.")
     if src.IsSame(dst):
         gt, w, h = ds.GetGeoTransform(), ds.RasterXSize, ds.RasterYSize
     else:
@@ -157,7 +158,7 @@ def choose_grid(class_paths: list[str], crs: str | None = None, resolution: floa
     if not res > 0:
         raise FbpError(f"The mosaic resolution ({resolution}) must be a positive number of CRS units.")
     gt0 = first.GetGeoTransform()
-    same = osr.SpatialReference(wkt=wkt).IsSame(first.GetSpatialRef()) and math.isclose(abs(gt0[1]), res,
+    same = srs(wkt).IsSame(first.GetSpatialRef()) and math.isclose(abs(gt0[1]), res,
                                                                                          rel_tol=1e-9)
     ax, ay = (gt0[0], gt0[3]) if same else (0.0, 0.0)
     xmin, ymin = min(f[0] for f in prints), min(f[1] for f in prints)
@@ -179,16 +180,22 @@ def place(grid: Grid, class_path: str, conf_path: str | None, parts_dir: Path, n
     iy1 = min(grid.height, math.ceil((grid.y0 - ymin) / r - _EPS))
     if ix1 <= ix0 or iy1 <= iy0:
         return None
-    bounds = (grid.x0 + ix0 * r, grid.y0 - iy1 * r, grid.x0 + ix1 * r, grid.y0 - iy0 * r)
-    common = dict(format="VRT", dstSRS=grid.projection, outputBounds=bounds, width=ix1 - ix0,
-                  height=iy1 - iy0, resampleAlg="near", multithread=False)
+    window = ((grid.x0 + ix0 * r, r, 0.0, grid.y0 - iy0 * r, 0.0, -r), ix1 - ix0, iy1 - iy0, grid.projection)
     cls_vrt = parts_dir / f"{name}.classes.vrt"
-    gdal.Warp(str(cls_vrt), class_path, dstNodata=0, **common).FlushCache()
+    _warp_vrt(cls_vrt, class_path, window, dstNodata=0)
     conf_vrt = None
     if conf_path:
         conf_vrt = parts_dir / f"{name}.confidence.vrt"
-        gdal.Warp(str(conf_vrt), conf_path, dstNodata=CONFIDENCE_NODATA, **common).FlushCache()
+        _warp_vrt(conf_vrt, conf_path, window, dstNodata=CONFIDENCE_NODATA)
     return Part(ix0, iy0, ix1 - ix0, iy1 - iy0, str(cls_vrt), str(conf_vrt) if conf_vrt else None)
+
+
+def _warp_vrt(dst: Path, src: str, window: tuple, **options) -> None:
+    """A VRT file of ``src`` warped onto ``window`` (geotransform, width, height, CRS), written beside ``dst``
+    and renamed (so its relative paths hold)."""
+    with atomic_path(dst) as tmp:
+        ds = warp_to_grid(src, *window, dst=str(tmp), multithread=False, **options)
+        del ds  # closing the dataset writes the VRT
 
 
 def _read(path: str, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -252,50 +259,42 @@ def write_mosaic(grid: Grid, parts: list[Part], rule: str, outdir: Path, metadat
     finals = {"classes": outdir / "mosaic.tif", "vrt": outdir / "mosaic.vrt"}
     if with_confidence:
         finals["confidence"] = outdir / "mosaic_confidence.tif"
-    files = AtomicFiles()
     scratch: list[Path] = []
 
-    def scratch_file(stem: str) -> Path:
-        fd, name = tempfile.mkstemp(dir=outdir, prefix=f".{stem}.", suffix=".work.tif")
-        os.close(fd)
-        os.unlink(name)
-        scratch.append(Path(name))
-        return Path(name)
+    def scratch_file(target: Path) -> Path:
+        """A work file for ``target`` (the plain GeoTIFF the COG is made from), removed at the end."""
+        scratch.append(partial_path(target))
+        return scratch[-1]
 
     counter = AreaCounter(grid.geotransform, grid.projection)
-    cw = fw = None
     try:
-        cw = class_writer(scratch_file("mosaic"), grid.width, grid.height, grid.geotransform, grid.projection)
-        if with_confidence:
-            fw = confidence_writer(scratch_file("mosaic_confidence"), grid.width, grid.height,
-                                   grid.geotransform, grid.projection)
+        with AtomicFiles() as files:
+            cw = files.closing(class_writer(scratch_file(finals["classes"]), grid.width, grid.height,
+                                            grid.geotransform, grid.projection))
+            fw = None
+            if with_confidence:
+                fw = files.closing(confidence_writer(scratch_file(finals["confidence"]), grid.width,
+                                                     grid.height, grid.geotransform, grid.projection))
 
-        def sink(x, y, c, f):
-            cw.write(x, y, c)
-            counter.add(y, c)
+            def sink(x, y, c, f):
+                cw.write(x, y, c)
+                counter.add(y, c)
+                if fw is not None:
+                    fw.write(x, y, f)
+
+            compose_blocks(grid, parts, rule, [sink, *extra_sinks], prog.stage(0.0, 0.8))
+            for w in (cw, fw):
+                if w is not None:
+                    w.ds.SetMetadata(metadata)
+                    w.close()
+            prog.stage(0.8, 1.0)(0.0, "Writing the cloud-optimised GeoTIFF with overviews")
+            _to_cog(cw.path, files.temp_for(finals["classes"]), "MODE")
             if fw is not None:
-                fw.write(x, y, f)
-
-        compose_blocks(grid, parts, rule, [sink, *extra_sinks], prog.stage(0.0, 0.8))
-        for w in (cw, fw):
-            if w is not None:
-                w.ds.SetMetadata(metadata)
-                w.close()
-        prog.stage(0.8, 1.0)(0.0, "Writing the cloud-optimised GeoTIFF with overviews")
-        _to_cog(cw.path, files.temp_for(finals["classes"]), "MODE")
-        if fw is not None:
-            _to_cog(fw.path, files.temp_for(finals["confidence"]), "AVERAGE")
-        build_vrt(files.temp_for(finals["vrt"]), list(reversed(parts)), grid)
-        prog.check()
-        files.commit()
-    except BaseException:
-        for w in (cw, fw):
-            if w is not None:
-                w.close()
-        files.discard()
-        raise
+                _to_cog(fw.path, files.temp_for(finals["confidence"]), "AVERAGE")
+            build_vrt(files.temp_for(finals["vrt"]), list(reversed(parts)), grid)
+            prog.check()
     finally:
         for p in scratch:
-            for q in (p, Path(str(p) + ".aux.xml"), Path(str(p) + ".ovr")):
+            for q in (p, *sidecars(p)):
                 q.unlink(missing_ok=True)
     return {k: str(v) for k, v in finals.items()}, counter

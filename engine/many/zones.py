@@ -3,7 +3,7 @@
 Each zone gets an id (its position in the layer, 1..n); the ids are burnt with gdal.RasterizeLayer
 (pixel centres inside a polygon; GDAL reprojects the layer to the mosaic CRS), so every mosaic pixel
 is counted once, in at most one zone (where zones overlap, the later feature wins). Areas are the true
-pixel areas of engine.areas (geodesic on a geographic grid).
+pixel areas of products.areas (geodesic on a geographic grid).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import io
 import json
 
 import numpy as np
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 
 from .. import classes
-from ..areas import PixelArea
 from ..errors import FbpError
+from ..io.gdal import srs
+from ..products.areas import PixelArea
 from .mosaic import Grid
 
 gdal.UseExceptions()
@@ -35,19 +36,19 @@ class ZoneCounter:
         except RuntimeError:
             src = None
         if src is None or src.GetLayerCount() == 0:
-            raise FbpError(f"The zones file {path} could not be opened as a vector layer; give a GeoPackage "
-                           "or shapefile of polygons.")
+            raise FbpError(f"The zones file {path} could not be opened as a vector layer; "
+                           "give a GeoPackage or shapefile of polygons.")
         layer = src.GetLayer(0)
         defn = layer.GetLayerDefn()
         if field and defn.GetFieldIndex(field) < 0:
             names = [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
-            raise FbpError(f"The zones layer {path} has no field {field!r}; choose one of "
-                           f"{', '.join(names)}.")
+            raise FbpError(f"The zones layer {path} has no field {field!r}; "
+                           f"choose one of {', '.join(names)}.")
         self.grid = grid
         self.area = PixelArea(grid.geotransform, grid.projection)
         self.mem = ogr.GetDriverByName("Memory").CreateDataSource("zones")
-        srs = layer.GetSpatialRef() or osr.SpatialReference(wkt=grid.projection)
-        self.layer = self.mem.CreateLayer("zones", srs, ogr.wkbUnknown)
+        ref = layer.GetSpatialRef() or srs(grid.projection)
+        self.layer = self.mem.CreateLayer("zones", ref, ogr.wkbUnknown)
         self.layer.CreateField(ogr.FieldDefn(ZID, ogr.OFTInteger))
         self.names: list[str] = [""]
         self.fids: list[int] = [0]

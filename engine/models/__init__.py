@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fbp_landcover.engine.errors import FbpError
+from ..errors import FbpError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fbp_landcover.engine.checkpoints import ModelCard
+    from .card import ModelCard
 
 ARCHITECTURES = ("fbp_unet", "smp")
 
@@ -19,11 +19,11 @@ def build_model(card: ModelCard) -> Any:
     """A freshly initialised (random weights) torch module for the card's architecture, in eval mode."""
     in_channels = len(card.in_bands)
     if card.architecture == "fbp_unet":
-        from fbp_landcover.engine.models.fbp_unet import FbpUNet
+        from .fbp_unet import FbpUNet
 
         model = FbpUNet(in_channels, card.num_outputs)
     elif card.architecture == "smp":
-        from fbp_landcover.engine.models.smp_models import build_smp
+        from .smp_models import build_smp
 
         if not card.smp_arch or not card.encoder:
             raise FbpError(
@@ -51,13 +51,13 @@ def input_multiple(model: Any) -> int:
 def probability_model(model: Any) -> Any:
     """An inference module giving softmax class probabilities (N,25,h,w) of ``model``'s scores.
 
-    The softmax is written out as exp(x - max) / sum, which onnxruntime runs ~8x faster than its Softmax
+    The softmax is written out as exp(x - max) / sum, which onnxruntime runs much faster than its Softmax
     operator over the channels of an NCHW tensor (bench/README.md). Where the model's head ends by
     upsampling its class scores (smp FPN: a 1x1 convolution at 1/4 resolution, then 4x bilinear), the
     softmax runs before that upsampling: the probabilities are then the bilinear blend of the 1/4-resolution
     probabilities (still summing to one), and the exponentials cost 1/16 as much. The weights are shared.
     """
-    from fbp_landcover.engine.torch_import import import_torch
+    from ..torch_import import import_torch
 
     torch = import_torch()
     nn = torch.nn

@@ -1,20 +1,20 @@
-"""The authors' plain U-Net (fbp.md §3), with the exact module layout of their checkpoints.
+"""The authors' plain U-Net, with the exact module layout of their published checkpoints.
 
 State-dict keys: ``inc.double_conv.{0,1,3,4}.*``, ``down{1..4}.maxpool_conv.1.double_conv.{0,1,3,4}.*``,
 ``up{1..4}.conv.double_conv.{0,1,3,4}.*``, ``outc.conv.{weight,bias}``. 4 inputs (NIR,R,G,B), 25 outputs.
-About 321 GFLOP per 512x512 tile.
 """
 
 from __future__ import annotations
 
-from fbp_landcover.engine.torch_import import import_torch
+from ..classes import NUM_OUTPUTS
+from ..torch_import import import_torch
+from .card import IN_BANDS
 
 torch = import_torch()
 nn = torch.nn
 F = torch.nn.functional
 
-IN_CHANNELS = 4
-NUM_OUTPUTS = 25
+IN_CHANNELS = len(IN_BANDS)  # NIR, R, G, B
 
 
 class DoubleConv(nn.Module):

@@ -1,19 +1,18 @@
 """Named architectures a user can train without knowing smp's vocabulary.
 
-- ``fbp_unet``: the authors' U-Net (fbp.md §3): what their published checkpoints are; ~1.22 MFLOP/pixel.
-- ``compact``: an smp FPN on a MobileNetV3-small encoder (64 pyramid / 32 segmentation channels, ~1.1 M
-  weights, ~6 kFLOP per pixel): class scores at 1/4 resolution, upsampled 4x. The one we recommend for
-  laptops and CPUs: 3.1 Mpx/s file to file on 2 cores where a MobileNetV3-small U-Net gives ~1.6
-  (bench/README.md gives the candidates measured and the accuracy cost on the demo benchmark).
-- ``mobile_unet``: an smp U-Net on the same encoder with a lean decoder (64-32-24-16-8 channels, ~1.4 M
-  weights): class scores at full resolution, so sharper boundaries and better scores on the demo benchmark,
-  at about half the compact preset's speed on a CPU (bench/README.md).
+- ``fbp_unet``: the authors' U-Net: what their published checkpoints are.
+- ``compact``: an smp FPN on a MobileNetV3-small encoder (64 pyramid / 32 segmentation channels): class
+  scores at 1/4 resolution, upsampled 4x. The one we recommend for laptops and CPUs, the fastest there.
+- ``mobile_unet``: an smp U-Net on the same encoder with a lean decoder (64-32-24-16-8 channels): class
+  scores at full resolution, so sharper boundaries and better scores on the demo benchmark, and slower.
+
+bench/README.md gives the speed of each, the candidates measured and the accuracy cost on the demo benchmark.
 - ``standard``: an smp U-Net on ResNet-34, a common strong baseline for GPUs.
 """
 
 from __future__ import annotations
 
-from fbp_landcover.engine.errors import FbpError
+from ..errors import FbpError
 
 PRESETS: dict[str, dict] = {
     "fbp_unet": {"architecture": "fbp_unet", "smp_arch": None, "encoder": None, "arch_kwargs": {}},

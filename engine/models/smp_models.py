@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.torch_import import import_smp
+from ..errors import FbpError
+from ..torch_import import import_smp
 
 # Keyword arguments whose JSON form (lists) must become tuples again for smp.
 _TUPLE_KWARGS = ("decoder_channels", "decoder_atrous_rates", "encoder_output_stride_rates")

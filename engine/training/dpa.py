@@ -1,16 +1,16 @@
-"""Dynamic Pseudo-label Assignment (fbp.md §3): normalised entropy, the growing share, the selection rule.
+"""Dynamic Pseudo-label Assignment (Tong et al. 2023): normalised entropy, the growing share, the rule.
 
 The reference rule: keep the floor(N * r) pixels of the whole target batch with the lowest normalised
 entropy, labelled by argmax over all 25 channels; every other pixel is 0 (ignored). Ties are broken by
 flat pixel index (a stable sort), so the result is deterministic. An optional per-class quota (off by
-default) answers the weakness fbp.md names: rare classes vanishing from the pseudo-labels.
+default) answers a known weakness of the method: rare classes vanishing from the pseudo-labels.
 """
 
 from __future__ import annotations
 
 import math
 
-from fbp_landcover.engine.torch_import import import_torch
+from ..torch_import import import_torch
 
 torch = import_torch()
 
@@ -31,7 +31,8 @@ def ratio_at(epoch: int, epochs: int, factor: float = 0.5) -> float:
     return (min(max(epoch, 0), epochs - 1) + 1) / epochs * factor
 
 
-def ratio_at_iteration(iteration: int, iterations: int, factor: float = 0.5, steps: int | None = None) -> float:
+def ratio_at_iteration(iteration: int, iterations: int, factor: float = 0.5,
+                       steps: int | None = None) -> float:
     """The schedule compressed into ``iterations`` (quick mode).
 
     ``steps`` = number of virtual epochs the budget is cut into (the share is constant within one, as in the
@@ -100,7 +101,8 @@ def assign_pseudo_labels(
         return labels.reshape(n_img, h, w)
 
 
-def _with_quota(order: torch.Tensor, cls_sorted: torch.Tensor, n: int, k: int, q: float, n_cls: int) -> torch.Tensor:
+def _with_quota(order: torch.Tensor, cls_sorted: torch.Tensor, n: int, k: int, q: float,
+                n_cls: int) -> torch.Tensor:
     """Indices of the k selected pixels: per-class guarantees first, then the global lowest-entropy rest."""
     order, cls_sorted = order[:n], cls_sorted[:n]  # only valid pixels (invalid ones sort last, entropy inf)
     counts = torch.bincount(cls_sorted, minlength=n_cls)

@@ -1,4 +1,4 @@
-"""Reader for the official Five-Billion-Pixels layout (fbp.md §2), one window at a time.
+"""Reader for the official Five-Billion-Pixels dataset layout, one window at a time.
 
     <root>/Image__8bit_NirRGB/<scene>.tif          4 x uint8 NIR,R,G,B, tagged CMYK -> read raw (GTIFF_RAW:)
     <root>/Image_16bit_BGRNir/<scene>.tiff         4 x uint16 B,G,R,NIR (10-bit DN)
@@ -12,14 +12,15 @@ GeoTIFF there and windows are read from that.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
 from osgeo import gdal
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.atomic import atomic_path
 
 gdal.UseExceptions()
 
@@ -27,6 +28,7 @@ IMAGE8_DIR = "Image__8bit_NirRGB"
 IMAGE16_DIR = "Image_16bit_BGRNir"
 LABEL_DIR = "Annotation__index"
 LABEL_SUFFIX = "_24label.png"
+IMAGE_KINDS = ("8bit", "16bit")  # the 8-bit NIR,R,G,B files or the 16-bit B,G,R,NIR ones
 SCALE16 = 1023.0  # Gaofen-2 PMS 16-bit files hold 10-bit DN
 
 
@@ -40,31 +42,39 @@ class FbpSceneFiles:
     image16: Path | None
 
 
+def scene_files(root: str | Path, name: str) -> FbpSceneFiles:
+    """Where the files of scene ``name`` lie (or would lie) under an FBP root; the images may be missing."""
+    root = Path(root)
+    return FbpSceneFiles(name, root / LABEL_DIR / f"{name}{LABEL_SUFFIX}", root / IMAGE8_DIR / f"{name}.tif",
+                         root / IMAGE16_DIR / f"{name}.tiff")
+
+
 def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
     """The scenes under an FBP root that have a label and the requested image ("8bit" or "16bit"), by name."""
     root = Path(root)
-    if image not in ("8bit", "16bit"):
-        raise FbpError(f"FBP image kind {image!r} is not known; use '8bit' (NIR,R,G,B) or '16bit' (B,G,R,NIR).")
+    if image not in IMAGE_KINDS:
+        raise FbpError(f"FBP image kind {image!r} is not known; use '8bit' (NIR,R,G,B) or '16bit' "
+                       "(B,G,R,NIR).")
     label_dir = root / LABEL_DIR
     if not label_dir.is_dir():
         raise FbpError(
-            f"{root} is not a Five-Billion-Pixels folder: expected {LABEL_DIR}/ with <scene>{LABEL_SUFFIX} files "
-            f"beside {IMAGE8_DIR}/; found {sorted(p.name for p in root.iterdir())[:6] if root.is_dir() else 'no folder'}; "
+            f"{root} is not a Five-Billion-Pixels folder: "
+            f"expected {LABEL_DIR}/ with <scene>{LABEL_SUFFIX} files beside {IMAGE8_DIR}/; "
+            f"found {sorted(p.name for p in root.iterdir())[:6] if root.is_dir() else 'no folder'}; "
             "point to the folder that holds them."
         )
     scenes = []
     for label in sorted(label_dir.glob("*" + LABEL_SUFFIX)):
-        name = label.name[: -len(LABEL_SUFFIX)]
-        image8 = root / IMAGE8_DIR / f"{name}.tif"
-        image16 = root / IMAGE16_DIR / f"{name}.tiff"
-        files = FbpSceneFiles(name, label, image8 if image8.is_file() else None,
-                              image16 if image16.is_file() else None)
+        where = scene_files(root, label.name[: -len(LABEL_SUFFIX)])
+        files = FbpSceneFiles(where.name, label, where.image8 if where.image8.is_file() else None,
+                              where.image16 if where.image16.is_file() else None)
         if (files.image8 if image == "8bit" else files.image16) is not None:
             scenes.append(files)
     if not scenes:
         folder = IMAGE8_DIR if image == "8bit" else IMAGE16_DIR
         raise FbpError(
-            f"No scene under {root} has both a label in {LABEL_DIR}/ and an image in {folder}/ with the same name; "
+            f"No scene under {root} has both a label in {LABEL_DIR}/ and an image in {folder}/ "
+            "with the same name; "
             "check the folder names and that images are named <scene>.tif(f) and labels <scene>_24label.png."
         )
     return scenes
@@ -73,16 +83,16 @@ def list_scenes(root: str | Path, image: str = "8bit") -> list[FbpSceneFiles]:
 class FbpScene:
     """One FBP scene read by window: NIR,R,G,B in 0..1, validity, and labels (0 on padding)."""
 
-    def __init__(self, files: FbpSceneFiles, image: str = "8bit", label_cache: str | Path | None = None) -> None:
+    def __init__(self, files: FbpSceneFiles, image: str = "8bit",
+                 label_cache: str | Path | None = None) -> None:
         self.files = files
         self.name = files.name
         self.kind = image
         path = files.image8 if image == "8bit" else files.image16
         if path is None:
             raise FbpError(f"FBP scene {files.name}: no {image} image was found; use the other image kind.")
-        self.image_path = str(path)
-        self.path = self.image_path  # what scene_stats names in its messages
-        self._img = gdal.Open(("GTIFF_RAW:" if image == "8bit" else "") + self.image_path)
+        self.path = str(path)
+        self._img = gdal.Open(("GTIFF_RAW:" if image == "8bit" else "") + self.path)
         if self._img.RasterCount != 4:
             raise FbpError(f"{path}: expected 4 bands (FBP layout), found {self._img.RasterCount}; "
                            "use the official Five-Billion-Pixels files.")
@@ -93,8 +103,9 @@ class FbpScene:
         self._lab = gdal.Open(self.label_path)
         if (self._lab.RasterXSize, self._lab.RasterYSize) != (self.width, self.height):
             raise FbpError(
-                f"{files.label}: expected the size of its image {path} ({self.width}x{self.height}), found "
-                f"{self._lab.RasterXSize}x{self._lab.RasterYSize}; labels and images must be on the same grid."
+                f"{files.label}: expected the size of its image {path} ({self.width}x{self.height}), "
+                f"found {self._lab.RasterXSize}x{self._lab.RasterYSize}; "
+                "labels and images must be on the same grid."
             )
 
     def read(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,8 +180,9 @@ def _cached_label(png: Path, cache: Path) -> str:
     dst = cache / (png.stem + ".tif")
     if dst.is_file() and dst.stat().st_mtime >= png.stat().st_mtime:
         return str(dst)
-    tmp = cache / (png.stem + f".{os.getpid()}.tmp.tif")
-    gdal.Translate(str(tmp), str(png), format="GTiff", bandList=[1],
-                   creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        ds = gdal.Translate(str(tmp), str(png), format="GTiff", bandList=[1],
+                            creationOptions=["TILED=YES", "COMPRESS=DEFLATE", "BLOCKXSIZE=256",
+                                             "BLOCKYSIZE=256"])
+        del ds  # closing the dataset writes it
     return str(dst)

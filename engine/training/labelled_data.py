@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_CLASSES, NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
 from osgeo import gdal
+
+from ..classes import NUM_CLASSES, NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.gdal import RasterGrid, same_grid, warp_to_grid
 
 gdal.UseExceptions()
 
@@ -31,8 +33,8 @@ def load_class_mapping(mapping: str | Path | Mapping | None) -> dict[int, int] |
         try:
             mapping = json.loads(Path(mapping).read_text())
         except FileNotFoundError:
-            raise FbpError(f"The class mapping file {source} does not exist; give a JSON file "
-                           '{"their value": FBP index}.') from None
+            raise FbpError(f"The class mapping file {source} does not exist; "
+                           'give a JSON file {"their value": FBP index}.') from None
         except json.JSONDecodeError as exc:
             raise FbpError(f"The class mapping file {source} is not valid JSON ({exc}); "
                            'expected {"their value": FBP index}, e.g. {"10": 6, "80": 13}.') from None
@@ -59,13 +61,10 @@ class LabelledRaster:
     def __init__(self, image: str | list[str], label: str, *, sensor: str = "auto",
                  class_mapping: str | Path | Mapping | None = None, working_gsd: float | None = None,
                  name: str | None = None) -> None:
-        from fbp_landcover.engine import sensors
-        from fbp_landcover.engine.raster import open_input
+        from ..io import sensors
+        from ..io.raster import open_input
 
-        if sensor == "auto":
-            self.profile, self.sensor_reason = sensors.detect(image)
-        else:
-            self.profile, self.sensor_reason = sensors.get_profile(sensor), "given"
+        self.profile, self.sensor_reason = sensors.choose(image, sensor)
         self.image = image
         self.path = image if isinstance(image, str) else image[0]
         self.label_path = str(label)
@@ -73,16 +72,14 @@ class LabelledRaster:
         self.width, self.height = self.inp.width, self.inp.height
         self.name = name or Path(image if isinstance(image, str) else image[0]).stem
         self.mapping = load_class_mapping(class_mapping)
-        self._lut = None
-        if self.mapping is not None:
-            self._lut = self.mapping
         try:
             src = gdal.Open(self.label_path)
         except RuntimeError as exc:
-            raise FbpError(f"The label raster {label} cannot be opened ({exc}); give a single-band raster.") from None
+            raise FbpError(f"The label raster {label} cannot be opened ({exc}); "
+                           "give a single-band raster.") from None
         if src.RasterCount < 1:
             raise FbpError(f"The label raster {label} has no band; give a single-band class raster.")
-        self.reprojected = not _same_grid(src, self.inp)
+        self.reprojected = not same_grid(RasterGrid.of(src), self.inp.grid)
         self._lab = _warped(src, self.inp) if self.reprojected else src
 
     def label_window(self, x: int, y: int, w: int, h: int) -> np.ndarray:
@@ -90,15 +87,16 @@ class LabelledRaster:
         band = self._lab.GetRasterBand(1)
         raw = band.ReadAsArray(x, y, w, h)
         nodata = band.GetNoDataValue()
-        if self._lut is not None:
+        if self.mapping is not None:
             out = np.zeros(raw.shape, np.uint8)
-            for value, idx in self._lut.items():
+            for value, idx in self.mapping.items():
                 out[raw == value] = idx
         else:
             if raw.max(initial=0) >= NUM_OUTPUTS or raw.min(initial=0) < 0:
                 bad = int(raw.max()) if raw.max() >= NUM_OUTPUTS else int(raw.min())
                 raise FbpError(
-                    f"The label raster {self.label_path} holds the value {bad}, outside the FBP indices 0..24; "
+                    f"The label raster {self.label_path} holds the value {bad}, "
+                    "outside the FBP indices 0..24; "
                     'give a class mapping JSON {"their value": FBP index}.'
                 )
             out = raw.astype(np.uint8)
@@ -127,35 +125,14 @@ class LabelledRaster:
             close()
 
 
-def _same_grid(ds: gdal.Dataset, inp) -> bool:
-    if (ds.RasterXSize, ds.RasterYSize) != (inp.width, inp.height):
-        return False
-    gt = ds.GetGeoTransform(can_return_null=True)
-    if gt is None:
-        return True  # no georeferencing: same size means same grid
-    if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(gt, inp.geotransform, strict=True)):
-        return False
-    from osgeo import osr
-
-    a, b = osr.SpatialReference(), osr.SpatialReference()
-    wkt_a, wkt_b = ds.GetProjection(), inp.projection
-    if not wkt_a or not wkt_b:
-        return True
-    a.ImportFromWkt(wkt_a)
-    b.ImportFromWkt(wkt_b)
-    return bool(a.IsSame(b))
-
-
 def _warped(src: gdal.Dataset, inp) -> gdal.Dataset:
     """A warped VRT of the label raster on the image's grid (nearest neighbour, read on the fly)."""
     if src.GetGeoTransform(can_return_null=True) is None or not src.GetProjection():
         raise FbpError(
-            f"The label raster {src.GetDescription()} is not on the image grid ({src.RasterXSize}x{src.RasterYSize} vs "
-            f"{inp.width}x{inp.height}) and has no georeferencing to reproject it; give labels on the image's grid."
+            f"The label raster {src.GetDescription()} is not on the image grid "
+            f"({src.RasterXSize}x{src.RasterYSize} vs {inp.width}x{inp.height}) "
+            "and has no georeferencing to reproject it; give labels on the image's grid."
         )
-    gt = inp.geotransform
-    bounds = (gt[0], gt[3] + gt[5] * inp.height, gt[0] + gt[1] * inp.width, gt[3])
     nodata = src.GetRasterBand(1).GetNoDataValue()
-    return gdal.Warp("", src, format="VRT", outputBounds=bounds, width=inp.width, height=inp.height,
-                     dstSRS=inp.projection, resampleAlg="near",
-                     dstNodata=nodata if nodata is not None else 0)
+    return warp_to_grid(src, inp.geotransform, inp.width, inp.height, inp.projection,
+                        dstNodata=nodata if nodata is not None else 0)

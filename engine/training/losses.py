@@ -1,13 +1,14 @@
-"""Losses of DPA (fbp.md §3): class-weighted cross-entropy (w_c = 1/ln(1.02 + p_c), w_0 = 0, ignore 0)
-on both branches, and the KL anchor used by source-free quick adaptation."""
+"""Losses of DPA, as the authors' code: class-weighted cross-entropy (w_c = 1/ln(1.02 + p_c), w_0 = 0,
+ignore 0) on both branches; and the KL anchor used by source-free quick adaptation."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS, UNLABELED, class_weights
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..classes import NUM_OUTPUTS, UNLABELED, class_weights
+from ..torch_import import import_torch
 
 torch = import_torch()
 F = torch.nn.functional
@@ -30,7 +31,8 @@ def weights_from_counts(counts: Sequence[int] | np.ndarray) -> list[float]:
 
 
 def weighted_ce(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Class-weighted cross-entropy, ignore index 0 (torch's weighted mean); 0 (with grad) if nothing is labelled."""
+    """Class-weighted cross-entropy, ignore index 0 (torch's weighted mean); 0 (with grad) if nothing is
+    labelled."""
     labels = labels.long()
     if not bool((labels != UNLABELED).any()):
         return logits.float().sum() * 0.0
@@ -51,7 +53,8 @@ def dpa_loss(
     return ls + lt, ls, lt
 
 
-def kl_anchor(logits: torch.Tensor, reference_logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def kl_anchor(logits: torch.Tensor, reference_logits: torch.Tensor,
+              valid: torch.Tensor | None = None) -> torch.Tensor:
     """Mean per-pixel KL(p_reference || p_model) over valid pixels: keeps the model near the source model."""
     logp = torch.log_softmax(logits.float(), dim=1)
     logq = torch.log_softmax(reference_logits.float(), dim=1)

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.normalize import normalize, resolve_stats
+from . import augment as augmentation
 
 
 class LabelledScene(Protocol):
@@ -25,32 +28,6 @@ class LabelledScene(Protocol):
     def read(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def label_window(self, x: int, y: int, w: int, h: int) -> np.ndarray: ...
     def sample(self, max_pixels: int = ...) -> np.ndarray: ...
-
-
-# ---- normalisation --------------------------------------------------------------------------------
-
-def normalize(img: np.ndarray, valid: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """(x - mean) / std per NIR,R,G,B channel; invalid pixels become 0."""
-    m = np.asarray(mean, np.float32)[:, None, None]
-    s = np.asarray(std, np.float32)[:, None, None]
-    out = (img - m) / s
-    out[:, ~valid] = 0.0
-    return out.astype(np.float32, copy=False)
-
-
-def stats_for(scene, policy) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) for a scene: policy "source" (FBP statistics), "scene" (its own sample) or a Stats."""
-    from fbp_landcover.engine import normalize as nz
-
-    if policy == "source":
-        st = nz.FBP_SOURCE_STATS
-    elif policy == "scene":
-        st = nz.scene_stats(scene)
-    elif hasattr(policy, "mean"):
-        st = policy
-    else:
-        st = nz.parse_stats(str(policy))
-    return tuple(float(v) for v in st.mean), tuple(float(v) for v in st.std)
 
 
 # ---- class index and regions ------------------------------------------------------------------------
@@ -78,7 +55,8 @@ def build_class_index(scene: LabelledScene, cell: int = 32, rows_per_read: int =
         lab = scene.label_window(0, y0, scene.width, h).astype(np.int64)
         ys = (np.arange(h) + y0) // cell
         cell_id = (ys[:, None] - y0 // cell) * nx + xs[None, :]
-        binc = np.bincount((cell_id * NUM_OUTPUTS + lab).ravel(), minlength=(ys[-1] - y0 // cell + 1) * nx * NUM_OUTPUTS)
+        binc = np.bincount((cell_id * NUM_OUTPUTS + lab).ravel(),
+                           minlength=(ys[-1] - y0 // cell + 1) * nx * NUM_OUTPUTS)
         counts[y0 // cell: ys[-1] + 1] += binc.reshape(-1, nx, NUM_OUTPUTS)
     return ClassIndex(cell, counts)
 
@@ -90,7 +68,8 @@ class Region:
     scene: LabelledScene
     y0: int
     y1: int
-    index: ClassIndex  # cells of these rows only (cells straddling y0/y1 belong to the region holding their top)
+    # cells of these rows only (cells straddling y0/y1 belong to the region holding their top)
+    index: ClassIndex
 
     @property
     def name(self) -> str:
@@ -99,7 +78,8 @@ class Region:
         return f"{self.scene.name}[rows {self.y0}:{self.y1}]"
 
 
-def split_scenes(names: Sequence[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str], list[str]]:
+def split_scenes(names: Sequence[str], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[str],
+                                                                                          list[str]]:
     """Deterministic scene-wise split: the scenes whose sha1(seed:name) sorts first go to validation."""
     names = sorted(set(names))
     if len(names) < 2 or val_fraction <= 0:
@@ -130,43 +110,19 @@ def make_regions(scenes: Sequence[LabelledScene], val_fraction: float = 0.1, see
     return mk, [Region(by_name[n], 0, by_name[n].height, indexes[n]) for n in val]
 
 
-# ---- augmentation -----------------------------------------------------------------------------------
-
-def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a (C, H, W) image with reflect borders."""
-    if sigma < 0.05:
-        return img
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2).astype(np.float32)
-    k /= k.sum()
-    pad = np.pad(img, ((0, 0), (r, r), (r, r)), mode="reflect" if min(img.shape[1:]) > r else "edge")
-    h, w = img.shape[1:]
-    tmp = sum(k[i] * pad[:, i:i + h, :] for i in range(2 * r + 1))
-    return sum(k[i] * tmp[:, :, i:i + w] for i in range(2 * r + 1)).astype(np.float32)
-
-
-def augment(rng: np.random.Generator, img: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The reference augmentation: horizontal flip (p 0.5), Gaussian blur with radius U(0, 1) (p 0.5)."""
-    if rng.random() < 0.5:
-        img = img[:, :, ::-1]
-        others = tuple(o[..., ::-1] for o in others)
-    if rng.random() < 0.5:
-        img = gaussian_blur(np.ascontiguousarray(img), float(rng.random()))
-    return (np.ascontiguousarray(img),) + tuple(np.ascontiguousarray(o) for o in others)
-
-
 # ---- source (labelled) sampler ----------------------------------------------------------------------
 
 class PatchSampler:
     """Random labelled patches from regions, optionally class-aware, normalised and augmented.
 
     class_aware: choose a class c with probability proportional to share_c ** class_power (0.5: a class with
-    1/100 of another's pixels is chosen 1/10 as often, i.e. far more than its pixel share; 0: uniformly),
-    then a region and a 32-px cell in proportion to that class's pixels there, and centre the patch on a random
+    1/100 of another's pixels is chosen 1/10 as often, i.e. far more than its pixel share; 0: uniformly), then
+    a region and a 32-px cell in proportion to that class's pixels there, and centre the patch on a random
     pixel of that class in that cell (clamped to the scene, so the patch always holds it).
     """
 
-    def __init__(self, regions: Sequence[Region], patch: int = 512, *, stats="source", class_aware: bool = False,
+    def __init__(self, regions: Sequence[Region], patch: int = 512, *, stats="source",
+                 class_aware: bool = False,
                  class_power: float = 0.5, augment: bool = True, seed: int = 0, min_labelled: float = 0.05,
                  max_tries: int = 10) -> None:
         if not regions:
@@ -182,13 +138,15 @@ class PatchSampler:
         self._stats = {}
         for r in self.regions:
             if r.scene.name not in self._stats:
-                self._stats[r.scene.name] = stats_for(r.scene, stats)
+                st = resolve_stats(stats, r.scene)
+                self._stats[r.scene.name] = (st.mean, st.std)
         totals = np.stack([r.index.totals for r in self.regions]).astype(np.float64)  # (regions, 25)
         self.region_totals = totals
         self.class_totals = totals.sum(axis=0)
         labelled = totals[:, 1:].sum(axis=1)
         if labelled.sum() <= 0:
-            raise FbpError(f"The labels of {', '.join(r.name for r in self.regions)} hold no class 1..24 pixel; "
+            names = ", ".join(r.name for r in self.regions)
+            raise FbpError(f"The labels of {names} hold no class 1..24 pixel; "
                            "check the label files (and the class mapping).")
         self.region_p = labelled / labelled.sum()
         share = self.class_totals[1:] / self.class_totals[1:].sum()
@@ -227,7 +185,8 @@ class PatchSampler:
         return ri, x, y
 
     def window(self, rng: np.random.Generator | None = None) -> tuple[int, int, int]:
-        """(region index, x, y) of a patch with at least ``min_labelled`` labelled pixels (best of a few tries)."""
+        """(region index, x, y) of a patch with at least ``min_labelled`` labelled pixels (best of a few
+        tries)."""
         rng = self.rng if rng is None else rng
         best = None
         for _ in range(self.max_tries):
@@ -257,13 +216,14 @@ class PatchSampler:
 
     def read(self, ri: int, x: int, y: int, augment: bool | None = None,
              rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised float32 (4, p, p) image and uint8 (p, p) labels of a window (labels outside the region are 0)."""
+        """Normalised float32 (4, p, p) image and uint8 (p, p) labels of a window (labels outside the region
+        are 0)."""
         r = self.regions[ri]
         img, valid, lab = self.read_raw(ri, x, y)
         if self.do_augment if augment is None else augment:
-            img, valid, lab = augment_fn(self.rng if rng is None else rng, img, valid, lab)
+            img, valid, lab = augmentation.augment(self.rng if rng is None else rng, img, valid, lab)
         mean, std = self._stats[r.scene.name]
-        return normalize(img, valid, mean, std), lab
+        return normalize(img, mean, std, valid), lab
 
     def read_raw(self, ri: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(float32 (4, p, p) 0..1, bool valid, uint8 labels) of a window; labels outside the region are 0."""
@@ -277,7 +237,7 @@ class PatchSampler:
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), long tensor (n, p, p)) of fresh random patches."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         imgs, labs = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)
@@ -288,8 +248,6 @@ class PatchSampler:
         rng = np.random.default_rng(seed)
         return [self.window(rng) for _ in range(n)]
 
-
-augment_fn = augment
 
 
 def _clamp(v: int, hi: int, lo: int = 0) -> int:
@@ -305,7 +263,8 @@ class TargetSampler:
     """Unlabelled patches from one or many target rasters, read through their sensor profile at the working
     GSD and normalised with per-scene statistics (or given ones), exactly as mapping reads them."""
 
-    def __init__(self, inputs: Sequence, stats: Sequence[tuple[Sequence[float], Sequence[float]]], patch: int = 512,
+    def __init__(self, inputs: Sequence, stats: Sequence[tuple[Sequence[float], Sequence[float]]],
+                 patch: int = 512,
                  *, augment: bool = True, seed: int = 0, min_valid: float = 0.5, max_tries: int = 20,
                  owns_inputs: bool = False) -> None:
         if not inputs:
@@ -324,20 +283,22 @@ class TargetSampler:
         self.input_p = area / area.sum()
 
     @classmethod
-    def open(cls, images: Sequence[str | Sequence[str]], sensor: str = "auto", patch: int = 512, *, stats="scene",
+    def open(cls, images: Sequence[str | Sequence[str]], sensor: str = "auto", patch: int = 512, *,
+             stats="scene",
              working_gsd: float | None = None, **kwargs) -> TargetSampler:
-        """Open target rasters (each a path, or a list of Sentinel-2 band files) through their sensor profile."""
-        from fbp_landcover.engine import sensors
-        from fbp_landcover.engine.raster import open_input
+        """Open target rasters (each a path, or a list of Sentinel-2 band files) through their sensor
+        profile."""
+        from ..io import sensors
+        from ..io.raster import open_input
 
         inputs, all_stats = [], []
         try:
             for image in images:
                 image = image if isinstance(image, str) else list(image)
-                profile = sensors.detect(image)[0] if sensor == "auto" else sensors.get_profile(sensor)
-                inp = open_input(image, profile, working_gsd=working_gsd)
+                inp = open_input(image, sensors.choose(image, sensor)[0], working_gsd=working_gsd)
                 inputs.append(inp)
-                all_stats.append(stats_for(inp, stats))
+                st = resolve_stats(stats, inp)
+                all_stats.append((st.mean, st.std))
         except BaseException:
             for inp in inputs:
                 inp.close()
@@ -348,9 +309,9 @@ class TargetSampler:
         """Normalised float32 (4, p, p) image and bool (p, p) validity of a window of input k."""
         img, valid = self.inputs[k].read(x, y, self.patch, self.patch)
         if self.do_augment if augment is None else augment:
-            img, valid = augment_fn(self.rng, img, valid)
+            img, valid = augmentation.augment(self.rng, img, valid)
         mean, std = self.stats[k]
-        return normalize(img, valid, mean, std), valid
+        return normalize(img, mean, std, valid), valid
 
     def window(self) -> tuple[int, int, int]:
         best = None
@@ -366,21 +327,19 @@ class TargetSampler:
             if best is None or frac > best[0]:
                 best = (frac, (k, x, y))
         if best[0] <= 0:
-            raise FbpError(f"No valid pixel found in {len(self.inputs)} target image(s) after {self.max_tries} tries "
-                           f"({', '.join(map(str, self.paths))}); check nodata, the mask and the sensor profile.")
+            raise FbpError("No valid pixel found "
+                           f"in {len(self.inputs)} target image(s) after {self.max_tries} tries "
+                           f"({', '.join(map(str, self.paths))}); check nodata, "
+                           "the mask and the sensor profile.")
         return best[1]
 
     def batch(self, n: int):
         """(float32 tensor (n, 4, p, p), bool tensor (n, p, p))."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         imgs, valids = zip(*(self.read(*self.window()) for _ in range(n)), strict=True)
         return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(valids))
-
-    @property
-    def valid_pixels_estimate(self) -> int:
-        return int(sum(i.width * i.height for i in self.inputs))
 
     def close(self) -> None:
         if self.owns_inputs:

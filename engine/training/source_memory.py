@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from fbp_landcover.engine.atomic import atomic_path
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.training.sampler import PatchSampler, Region, augment, normalize
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.atomic import atomic_path
+from ..io.normalize import normalize
+from ..models.card import companion
+from .augment import augment
+from .sampler import PatchSampler, Region
 
 MEMORY_SUFFIX = ".memory.npz"
 
 
 def memory_path(checkpoint: str | os.PathLike) -> Path:
     """The source memory file beside a checkpoint: ``model.fbpmodel`` -> ``model.memory.npz``."""
-    from fbp_landcover.engine.checkpoints import model_stem
-
-    checkpoint = Path(checkpoint)
-    return checkpoint.parent / (model_stem(checkpoint) + MEMORY_SUFFIX)
+    return companion(checkpoint, MEMORY_SUFFIX)
 
 
 @dataclass
@@ -54,7 +56,7 @@ class SourceMemory:
     def batch(self, n: int, rng: np.random.Generator, patch: int | None = None, augment_patches: bool = True):
         """(float32 tensor (n, 4, p, p) normalised, long tensor (n, p, p)): random patches, random crops of
         ``patch`` pixels when smaller than the stored size, with the reference augmentation."""
-        from fbp_landcover.engine.torch_import import import_torch
+        from ..torch_import import import_torch
 
         torch = import_torch()
         s = self.size
@@ -68,7 +70,7 @@ class SourceMemory:
             valid = img.any(axis=0)  # zeros = outside the source scene or its padding
             if augment_patches:
                 img, valid, lab = augment(rng, img, valid, lab)
-            imgs.append(normalize(img, valid, self.mean[k], self.std[k]))
+            imgs.append(normalize(img, self.mean[k], self.std[k], valid))
             labs.append(lab.astype(np.int64))
         return torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(labs))
 
@@ -76,7 +78,8 @@ class SourceMemory:
 def build_source_memory(regions: list[Region], *, count: int = 256, size: int = 256, stats="source",
                         seed: int = 0, progress=None) -> SourceMemory:
     """A class-stratified sample of ``count`` patches of ``size`` pixels from labelled regions."""
-    sampler = PatchSampler(regions, size, stats=stats, class_aware=True, class_power=0.0, augment=False, seed=seed)
+    sampler = PatchSampler(regions, size, stats=stats, class_aware=True, class_power=0.0, augment=False,
+                           seed=seed)
     rng = np.random.default_rng(seed)
     present = [c for c in range(1, NUM_OUTPUTS) if sampler.class_totals[c] > 0]
     images = np.zeros((count, 4, size, size), np.uint8)
@@ -106,10 +109,20 @@ def save_source_memory(path: str | os.PathLike, memory: SourceMemory) -> Path:
     """Write the memory as a compressed .npz atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".tmp.npz") as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, images=memory.images, labels=memory.labels, mean=memory.mean,
                             std=memory.std, meta=np.frombuffer(json.dumps(memory.meta).encode(), np.uint8))
     return path
+
+
+def copy_memory(model: str | os.PathLike, copied_model: str | os.PathLike) -> Path | None:
+    """Copy the source memory beside ``model`` (if there is one) beside its copy ``copied_model``."""
+    src, dst = memory_path(model), memory_path(copied_model)
+    if not src.is_file() or src.resolve() == dst.resolve():
+        return None
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
 
 
 def load_source_memory(path: str | os.PathLike) -> SourceMemory:
@@ -121,12 +134,12 @@ def load_source_memory(path: str | os.PathLike) -> SourceMemory:
             mean, std = data["mean"], data["std"]
             meta = json.loads(bytes(data["meta"]).decode()) if "meta" in data else {}
     except FileNotFoundError:
-        raise FbpError(f"The source memory {path} does not exist; train with a source memory or give a source "
-                       "dataset.") from None
+        raise FbpError(f"The source memory {path} does not exist; "
+                       "train with a source memory or give a source dataset.") from None
     except (ValueError, KeyError, OSError) as exc:
         raise FbpError(f"The source memory {path} is damaged or not a source memory ({exc}); "
                        "re-create it by training again, or adapt without it.") from None
     if images.ndim != 4 or images.shape[1] != 4 or labels.shape != (images.shape[0],) + images.shape[2:]:
-        raise FbpError(f"The source memory {path} holds arrays of unexpected shapes {images.shape} / "
-                       f"{labels.shape}; re-create it.")
+        raise FbpError(f"The source memory {path} holds arrays of unexpected shapes "
+                       f"{images.shape} / {labels.shape}; re-create it.")
     return SourceMemory(images, labels, mean.astype(np.float32), std.astype(np.float32), meta)

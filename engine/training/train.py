@@ -1,57 +1,46 @@
-"""Source training with the reference defaults (fbp.md §3), resumable, with a source memory beside the model.
-
-SGD (Nesterov, momentum 0.9, weight decay 1e-5), lr 0.005 with poly decay (power 0.9) every iteration,
-batch 16 of 512x512 patches, class-weighted cross-entropy (weights from the training labels, ignore 0),
-mixed precision on a GPU, validation mIoU each epoch, best and last checkpoints with full provenance.
+"""Source training with the reference recipe (TrainConfig's defaults), resumable, with a source memory beside
+the model: class-weighted cross-entropy (weights from the training labels, ignore 0), validation mIoU each
+epoch, the best and the last checkpoints with full provenance, a resume file after every epoch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fbp_landcover.engine.classes import NUM_OUTPUTS
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.progress import Progress
-from fbp_landcover.engine.torch_import import import_torch
+
+from ..classes import NUM_OUTPUTS
+from ..errors import FbpError
+from ..io.atomic import atomic_path
+from ..io.normalize import FBP_SOURCE_STATS
+from ..models import build_model, input_multiple
+from ..models.card import EXTENSION, ModelCard, companion
+from ..models.devices import pick_device
+from ..models.fbpmodel import read_card, save_checkpoint
+from ..progress import Progress
+from ..torch_import import import_torch
+from .common import Optimisation
+from .config import TrainConfig, configured
+from .sampler import PatchSampler, make_regions
+from .source_memory import build_source_memory, memory_path, save_source_memory
 
 PATCH_STRIDE = 384  # the reference cut 512 windows at stride 384: one epoch covers that many patches
 RESUME_SUFFIX = ".resume.pt"
 LAST_SUFFIX = ".last"
 
 
-# ---- small shared helpers (also used by adapt) ---------------------------------------------------------
-
-def pick_device(device: str = "auto") -> str:
-    """'cuda' when asked or available under 'auto', else 'cpu' (FbpError if cuda is asked and absent)."""
-    torch = import_torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FbpError("The device 'cuda' was asked for but this torch has no usable CUDA GPU; use device 'cpu'.")
-    return device
-
-
-def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
-    """The reference "poly" schedule: base_lr * (1 - iteration / total) ** power."""
-    return base_lr * (1.0 - min(iteration, total) / max(1, total)) ** power
-
-
-def make_optimizer(model, lr: float, momentum: float = 0.9, weight_decay: float = 1e-5):
-    torch = import_torch()
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
-
+# ---- validation -----------------------------------------------------------------------------------
 
 def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.ndarray:
     """Confusion matrix (reference rows, prediction columns) over pixels whose reference label > 0."""
-    from fbp_landcover.engine.metrics import ConfusionMatrix
+    from ..assessment.metrics import ConfusionMatrix
 
     cm = ConfusionMatrix(n - 1)
     cm.add(pred, ref)
@@ -59,8 +48,9 @@ def confusion(pred: np.ndarray, ref: np.ndarray, n: int = NUM_OUTPUTS) -> np.nda
 
 
 def miou(cm: np.ndarray) -> float:
-    """Mean IoU over the classes present in the reference (engine.metrics, the reference code's convention)."""
-    from fbp_landcover.engine.metrics import scores
+    """Mean IoU over the classes present in the reference (assessment.metrics, the reference code's
+    convention)."""
+    from ..assessment.metrics import scores
 
     value = scores(cm)["miou_present"]
     return float("nan") if value is None else float(value)
@@ -71,7 +61,7 @@ def predict_classes(logits) -> Any:
     return logits[:, 1:].argmax(dim=1) + 1
 
 
-def evaluate(model, batches, device: str, amp: bool = False) -> tuple[float, np.ndarray]:
+def validate(model, batches, device: str, amp: bool = False) -> tuple[float, np.ndarray]:
     """(mIoU, confusion) of a model in eval mode over (image, label) tensor batches."""
     torch = import_torch()
     was_training = model.training
@@ -86,47 +76,24 @@ def evaluate(model, batches, device: str, amp: bool = False) -> tuple[float, np.
     return miou(cm), cm
 
 
-def atomic_torch_save(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, then rename (tensors and primitives only)."""
-    torch = import_torch()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def companion(path: str | os.PathLike, suffix: str) -> Path:
-    """A file beside a checkpoint: ``model.fbpmodel`` + '.resume.pt' -> ``model.resume.pt``."""
-    from fbp_landcover.engine.checkpoints import model_stem
-
-    path = Path(path)
-    return path.parent / (model_stem(path) + suffix)
-
-
 def last_path(out: str | os.PathLike) -> Path:
-    from fbp_landcover.engine.checkpoints import EXTENSION
-
+    """The last epoch's checkpoint beside the best one: ``model.fbpmodel`` -> ``model.last.fbpmodel``."""
     return companion(out, LAST_SUFFIX + EXTENSION)
 
 
 # ---- opening labelled sources ----------------------------------------------------------------------
 
 def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", class_mapping=None,
-                         label_cache: str | os.PathLike | None = None, working_gsd: float | None = None) -> list:
+                         label_cache: str | os.PathLike | None = None,
+                         working_gsd: float | None = None) -> list:
     """Scenes from an FBP root, a list of (image, label) pairs, or already opened scene objects."""
-    from fbp_landcover.engine.training.fbp_dataset import is_fbp_root, open_fbp
-    from fbp_landcover.engine.training.labelled_data import LabelledRaster
+    from .fbp_dataset import is_fbp_root, open_fbp
+    from .labelled_data import LabelledRaster
 
     if isinstance(source, (str, os.PathLike)):
         if not is_fbp_root(source):
-            raise FbpError(f"{source} is not a Five-Billion-Pixels folder (no Annotation__index/ inside); give the "
-                           "dataset root, or (image, label) raster pairs.")
+            raise FbpError(f"{source} is not a Five-Billion-Pixels folder (no Annotation__index/ inside); "
+                           "give the dataset root, or (image, label) raster pairs.")
         return open_fbp(source, image=image, label_cache=label_cache)
     scenes = []
     for item in source:
@@ -136,19 +103,22 @@ def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", c
             scenes.append(LabelledRaster(item[0], item[1], sensor=sensor, class_mapping=class_mapping,
                                          working_gsd=working_gsd))
         else:
-            raise FbpError(f"The training source entry {item!r} is neither an (image, label) pair nor a scene; "
-                           "give an FBP root folder or a list of (image raster, label raster) pairs.")
+            raise FbpError(f"The training source entry {item!r} is neither an (image, "
+                           "label) pair nor a scene; give an FBP root folder or a list of (image raster, "
+                           "label raster) pairs.")
     if not scenes:
-        raise FbpError("The training source is empty; give an FBP root folder or (image, label) raster pairs.")
+        raise FbpError("The training source is empty; "
+                       "give an FBP root folder or (image, label) raster pairs.")
     return scenes
 
 
 def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
     """(sensor name, gsd, description) of the training scenes."""
-    from fbp_landcover.engine.training.fbp_dataset import FbpScene
+    from .fbp_dataset import FbpScene
 
     if all(isinstance(s, FbpScene) for s in scenes):
-        return ("fbp8bit" if image == "8bit" else "gaofen2"), 4.0, f"Five-Billion-Pixels layout ({image} images)"
+        sensor = "fbp8bit" if image == "8bit" else "gaofen2"
+        return sensor, 4.0, f"Five-Billion-Pixels layout ({image} images)"
     profiles = {getattr(getattr(s, "profile", None), "name", None) for s in scenes}
     gsds = {round(float(getattr(getattr(s, "inp", None), "gsd", 0.0) or 0.0), 3) for s in scenes}
     sensor = profiles.pop() if len(profiles) == 1 else None
@@ -158,203 +128,201 @@ def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
 
 # ---- source training --------------------------------------------------------------------------------
 
-def train_source(
-    source,
-    out: str | os.PathLike,
-    *,
-    architecture: str = "fbp_unet",
-    smp_arch: str | None = None,
-    encoder: str | None = None,
-    arch_kwargs: dict | None = None,
-    name: str | None = None,
-    epochs: int = 120,
-    iterations_per_epoch: int | None = None,
-    batch_size: int = 16,
-    patch: int = 512,
-    lr: float = 0.005,
-    momentum: float = 0.9,
-    weight_decay: float = 1e-5,
-    poly_power: float = 0.9,
-    val_fraction: float = 0.1,
-    val_patches: int = 500,
-    class_aware: bool = False,
-    class_power: float = 0.5,
-    stats: str = "source",
-    image: str = "8bit",
-    sensor: str = "auto",
-    class_mapping=None,
-    working_gsd: float | None = None,
-    device: str = "auto",
-    amp: bool = True,
-    resume: bool = True,
-    memory_count: int = 256,
-    memory_size: int = 256,
-    seed: int = 0,
-    progress=None,
-    is_cancelled=None,
-):
-    """Train a model on labelled source data; writes ``out`` (best on validation mIoU), ``<stem>.last.fbpmodel``,
-    ``<stem>.resume.pt`` (after every epoch) and ``<stem>.memory.npz`` (the source memory). Returns the best card.
+def train_source(source, out: str | os.PathLike, config: TrainConfig | None = None, *, progress=None,
+                 is_cancelled=None, **overrides) -> ModelCard:
+    """Train a model on labelled source data; writes ``out`` (best on validation mIoU),
+    ``<stem>.last.fbpmodel``, ``<stem>.resume.pt`` (after every epoch) and ``<stem>.memory.npz`` (the source
+    memory). Returns the best card.
 
-    source: an FBP root folder, a list of (image, label) raster pairs, or opened scenes.
-    stats: "source" (the fixed FBP statistics, as the reference) or "scene" (per-scene statistics).
+    source: an FBP root folder, a list of (image, label) raster pairs, or opened scenes. config: a TrainConfig
+    (default: the reference recipe); keyword ``overrides`` of its fields are applied on top.
     Cancelling keeps the files of the last finished epoch (resume from them) and nothing of the current one.
     """
+    cfg = configured(TrainConfig, config, overrides, "training")
     prog = Progress(progress, is_cancelled)
     out = Path(out)
-    device = pick_device(device)
-    use_amp = bool(amp and device.startswith("cuda"))
+    device = pick_device(cfg.device)
     prog(0.0, "Reading the labelled source scenes")
-    scenes = open_labelled_source(source, image=image, sensor=sensor, class_mapping=class_mapping,
-                                  label_cache=out.parent / ".fbp_label_cache", working_gsd=working_gsd)
+    scenes = open_labelled_source(source, image=cfg.image, sensor=cfg.sensor, class_mapping=cfg.class_mapping,
+                                  label_cache=out.parent / ".fbp_label_cache", working_gsd=cfg.working_gsd)
     given = set(map(id, source)) if not isinstance(source, (str, os.PathLike)) else set()
-    owned = [s for s in scenes if id(s) not in given]
     try:
-        return _train(scenes, out, locals_=dict(
-            architecture=architecture, smp_arch=smp_arch, encoder=encoder, arch_kwargs=arch_kwargs, name=name,
-            epochs=epochs, iterations_per_epoch=iterations_per_epoch, batch_size=batch_size, patch=patch, lr=lr,
-            momentum=momentum, weight_decay=weight_decay, poly_power=poly_power, val_fraction=val_fraction,
-            val_patches=val_patches, class_aware=class_aware, class_power=class_power, stats=stats, image=image,
-            resume=resume, memory_count=memory_count, memory_size=memory_size, seed=seed, device=device,
-            use_amp=use_amp), prog=prog)
+        return _SourceTraining(scenes, out, cfg, device, prog).run()
     finally:
-        for s in owned:
-            s.close()
+        for s in scenes:
+            if id(s) not in given:
+                s.close()
 
 
-def _train(scenes, out: Path, locals_: dict, prog: Progress):
-    """The body of train_source once the scenes are open."""
-    torch = import_torch()
-    from fbp_landcover.engine.checkpoints import ModelCard, read_card, save_checkpoint
-    from fbp_landcover.engine.models import build_model, input_multiple
-    from fbp_landcover.engine.normalize import FBP_SOURCE_STATS
-    from fbp_landcover.engine.training.losses import weighted_ce, weights_from_counts
-    from fbp_landcover.engine.training.sampler import PatchSampler, make_regions
-    from fbp_landcover.engine.training.source_memory import (
-        build_source_memory,
-        memory_path,
-        save_source_memory,
-    )
+class _SourceTraining:
+    """One source training run once its scenes are open: the data, the model and its card, the optimisation
+    and the run's state (epoch, iteration, best validation mIoU, history), and the steps of ``run``."""
 
-    (architecture, smp_arch, encoder, arch_kwargs, name, epochs, iterations_per_epoch, batch_size, patch, lr,
-     momentum, weight_decay, poly_power, val_fraction, val_patches, class_aware, class_power, stats, image,
-     resume, memory_count, memory_size, seed, device, use_amp) = (locals_[k] for k in (
-        "architecture", "smp_arch", "encoder", "arch_kwargs", "name", "epochs", "iterations_per_epoch",
-        "batch_size", "patch", "lr", "momentum", "weight_decay", "poly_power", "val_fraction", "val_patches",
-        "class_aware", "class_power", "stats", "image", "resume", "memory_count", "memory_size", "seed",
-        "device", "use_amp"))
-    train_regions, val_regions = make_regions(scenes, val_fraction, seed)
-    sampler = PatchSampler(train_regions, patch, stats=stats, class_aware=class_aware, class_power=class_power,
-                           augment=True, seed=seed)
-    val_set = PatchSampler(val_regions or train_regions, patch, stats=stats, augment=False, seed=seed + 1)
-    counts = sampler.class_totals.astype(np.int64)
-    weights = torch.tensor(weights_from_counts(counts), dtype=torch.float32, device=device)
+    def __init__(self, scenes, out: Path, cfg: TrainConfig, device: str, prog: Progress) -> None:
+        torch = import_torch()
+        self.torch, self.out, self.cfg, self.device, self.prog = torch, out, cfg, device, prog
+        self.train_regions, self.val_regions = make_regions(scenes, cfg.val_fraction, cfg.seed)
+        self.sampler = PatchSampler(self.train_regions, cfg.patch, stats=cfg.stats,
+                                    class_aware=cfg.class_aware,
+                                    class_power=cfg.class_power, augment=True, seed=cfg.seed)
+        self.val_set = PatchSampler(self.val_regions or self.train_regions, cfg.patch, stats=cfg.stats,
+                                    augment=False, seed=cfg.seed + 1)
+        from .losses import weighted_ce, weights_from_counts  # torch modules: imported when training starts
 
-    sensor_name, gsd, description = _source_kind(scenes, image)
-    card = ModelCard(name=name or Path(out).stem, architecture=architecture, smp_arch=smp_arch, encoder=encoder,
-                     arch_kwargs=dict(arch_kwargs or {}), gsd=gsd, sensor=sensor_name,
-                     stats=FBP_SOURCE_STATS if stats == "source" else None)
-    torch.manual_seed(seed)  # the initial weights too are fixed by the seed (a run is repeatable)
-    model = build_model(card).to(device)
-    multiple = input_multiple(model)
-    if patch % multiple:
-        raise FbpError(f"The patch size {patch} is not a multiple of {multiple}, which this model needs; "
-                       f"use e.g. {max(multiple, patch // multiple * multiple)}.")
-    if iterations_per_epoch is None:
-        n_patches = sum(_grid_count(r.scene.width, patch) * _grid_count(r.y1 - r.y0, patch) for r in train_regions)
-        iterations_per_epoch = max(1, math.ceil(n_patches / batch_size))
-    total = epochs * iterations_per_epoch
-    optimizer = make_optimizer(model, lr, momentum, weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    config = {"architecture": architecture, "smp_arch": smp_arch, "encoder": encoder, "patch": patch,
-              "batch_size": batch_size, "iterations_per_epoch": iterations_per_epoch, "stats": stats,
-              "image": image, "train": [r.name for r in train_regions], "val": [r.name for r in val_regions]}
-    state = {"epoch": 0, "iteration": 0, "best_miou": -1.0, "best_epoch": -1, "history": []}
-    resume_file = companion(out, RESUME_SUFFIX)
-    if resume and resume_file.is_file():
-        saved = torch.load(str(resume_file), map_location="cpu", weights_only=True)
+        self.loss = weighted_ce
+        counts = self.sampler.class_totals.astype(np.int64)
+        self.weights = torch.tensor(weights_from_counts(counts), dtype=torch.float32, device=device)
+        self.model, self.card, self.description = self._model(scenes)
+        self.per_epoch = cfg.iterations_per_epoch or self._one_pass()
+        self.total = cfg.epochs * self.per_epoch
+        self.opt = Optimisation(self.model, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                device=device, amp=cfg.amp)
+        self.setup = {"architecture": cfg.architecture, "smp_arch": cfg.smp_arch, "encoder": cfg.encoder,
+                      "patch": cfg.patch, "batch_size": cfg.batch_size,
+                      "iterations_per_epoch": self.per_epoch,
+                      "stats": cfg.stats, "image": cfg.image, "train": [r.name for r in self.train_regions],
+                      # what a resume file must have been made with
+                      "val": [r.name for r in self.val_regions]}
+        self.state = {"epoch": 0, "iteration": 0, "best_miou": -1.0, "best_epoch": -1, "history": []}
+        self.resume_file = companion(out, RESUME_SUFFIX)
+        if cfg.resume and self.resume_file.is_file():
+            self._resume()
+        self.opt.schedule(lambda _i: self.total, cfg.poly_power, start=self.state["iteration"])
+        self.val_windows = self.val_set.fixed_windows(cfg.val_patches, seed=cfg.seed + 12345)
+
+    def run(self) -> ModelCard:
+        self.model.train()
+        self.t0, self.start = time.monotonic(), self.state["iteration"]
+        for epoch in range(self.state["epoch"], self.cfg.epochs):
+            loss = self._train_epoch(epoch)
+            val_now, _cm = validate(self.model, self._val_batches(), self.device, self.opt.amp)
+            self.prog.check()
+            self._end_epoch(epoch, val_now, loss)
+        self._save_source_memory()
+        self.prog(1.0, f"Trained {self.cfg.epochs} epoch(s); "
+                       f"best validation mIoU {self.state['best_miou']:.4f}")
+        return read_card(self.out)
+
+    # ---- set-up
+
+    def _model(self, scenes) -> tuple[Any, ModelCard, str]:
+        """The untrained network (its weights fixed by the seed), its card, and what it is trained on."""
+        cfg = self.cfg
+        sensor, gsd, description = _source_kind(scenes, cfg.image)
+        card = ModelCard(name=cfg.name or self.out.stem, architecture=cfg.architecture, smp_arch=cfg.smp_arch,
+                         encoder=cfg.encoder, arch_kwargs=dict(cfg.arch_kwargs or {}), gsd=gsd, sensor=sensor,
+                         stats=FBP_SOURCE_STATS if cfg.stats == "source" else None)
+        # the initial weights too are fixed by the seed (a run is repeatable)
+        self.torch.manual_seed(cfg.seed)
+        model = build_model(card).to(self.device)
+        multiple = input_multiple(model)
+        if cfg.patch % multiple:
+            raise FbpError(f"The patch size {cfg.patch} is not a multiple of {multiple}, "
+                           "which this model needs; use e.g. "
+                           f"{max(multiple, cfg.patch // multiple * multiple)}.")
+        return model, card, description
+
+    def _one_pass(self) -> int:
+        """Iterations per epoch of one pass over the training regions' patch grid (stride PATCH_STRIDE)."""
+        patch = self.cfg.patch
+        n_patches = sum(_grid_count(r.scene.width, patch) * _grid_count(r.y1 - r.y0, patch)
+                        for r in self.train_regions)
+        return max(1, math.ceil(n_patches / self.cfg.batch_size))
+
+    def _resume(self) -> None:
+        saved = self.torch.load(str(self.resume_file), map_location="cpu", weights_only=True)
         old = json.loads(saved["config"])
-        if {k: old.get(k) for k in config} != config:
-            raise FbpError(f"The resume file {resume_file} belongs to a different training set-up "
-                           f"({_diff(old, config)}); delete it or pass resume=False to start again.")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = {k: saved[k] for k in state}
-        state["history"] = json.loads(saved["history"])
-        prog(0.0, f"Resuming at epoch {state['epoch'] + 1} (iteration {state['iteration']})")
+        if {k: old.get(k) for k in self.setup} != self.setup:
+            raise FbpError(f"The resume file {self.resume_file} belongs to a different training set-up "
+                           f"({_diff(old, self.setup)}); delete it or pass resume=False to start again.")
+        self.model.load_state_dict(saved["model"])
+        self.opt.optimizer.load_state_dict(saved["optimizer"])
+        self.state = {k: saved[k] for k in self.state}
+        self.state["history"] = json.loads(saved["history"])
+        self.prog(0.0, f"Resuming at epoch {self.state['epoch'] + 1} (iteration {self.state['iteration']})")
 
-    val_windows = val_set.fixed_windows(val_patches, seed=seed + 12345)
+    # ---- an epoch
 
-    def val_batches():
-        for i in range(0, len(val_windows), batch_size):
-            imgs, labs = zip(*(val_set.read(*w, augment=False) for w in val_windows[i:i + batch_size]), strict=True)
+    def _train_epoch(self, epoch: int):
+        """The iterations of one epoch; returns the last iteration's loss."""
+        cfg, opt = self.cfg, self.opt
+        self.sampler.rng = np.random.default_rng([cfg.seed, epoch])
+        for i in range(self.per_epoch):
+            it = epoch * self.per_epoch + i
+            opt.at(it)
+            x, y = self.sampler.batch(cfg.batch_size)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            opt.zero_grad()
+            with opt.autocast():
+                logits = self.model(x)
+            loss = self.loss(logits, y, self.weights)
+            opt.step(loss)
+            speed = (it + 1 - self.start) / max(1e-9, time.monotonic() - self.t0)
+            self.prog((it + 1) / (self.total + 1), f"Epoch {epoch + 1}/{cfg.epochs}, "
+                                                   f"iteration {it + 1}/{self.total}, "
+                                                   f"loss {float(loss.detach()):.4f}, {speed:.2f} it/s")
+        return loss
+
+    def _val_batches(self):
+        torch, n = self.torch, self.cfg.batch_size
+        for i in range(0, len(self.val_windows), n):
+            imgs, labs = zip(*(self.val_set.read(*w, augment=False) for w in self.val_windows[i:i + n]),
+                             strict=True)
             yield torch.from_numpy(np.stack(imgs)), torch.from_numpy(np.stack(labs).astype(np.int64))
 
-    def make_card(kind: str, epoch_done: int, iteration: int, val_now: float) -> ModelCard:
-        provenance = {
-            "task": "source training",
-            "trained_on": f"{description}: {len(train_regions)} training scene(s)",
-            "train_scenes": [r.name for r in train_regions],
-            "validation_scenes": [r.name for r in val_regions] or "none (validated on the training scenes)",
-            "epochs": epoch_done, "epochs_planned": epochs, "iterations": iteration,
-            "iterations_per_epoch": iterations_per_epoch, "batch_size": batch_size, "patch": patch,
-            "optimizer": f"SGD nesterov momentum {momentum} weight decay {weight_decay}",
-            "lr": lr, "lr_schedule": f"poly {poly_power} per iteration", "amp": use_amp, "device": device,
-            "class_weights": "1/ln(1.02 + p_c) from the training labels",
-            "class_aware_sampling": class_aware, "normalisation": stats, "seed": seed,
-            "val_miou": state["best_miou"] if kind == "best" else val_now,
-            "best_epoch": state["best_epoch"], "checkpoint": kind,
-            "source_memory": memory_path(out).name,
-        }
-        return ModelCard(**{**card.to_dict(), "stats": card.stats, "provenance": provenance})
-
-    model.train()
-    t0 = time.monotonic()
-    start_iter = state["iteration"]
-    for epoch in range(state["epoch"], epochs):
-        sampler.rng = np.random.default_rng([seed, epoch])
-        for i in range(iterations_per_epoch):
-            it = epoch * iterations_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = poly_lr(lr, it, total, poly_power)
-            x, y = sampler.batch(batch_size)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", enabled=use_amp):
-                logits = model(x)
-            loss = weighted_ce(logits, y, weights)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            done = it + 1 - start_iter
-            prog((it + 1) / (total + 1), f"Epoch {epoch + 1}/{epochs}, iteration {it + 1}/{total}, "
-                 f"loss {float(loss.detach()):.4f}, {done / max(1e-9, time.monotonic() - t0):.2f} it/s")
-        val_now, _cm = evaluate(model, val_batches(), device, use_amp)
-        prog.check()
-        state["iteration"] = (epoch + 1) * iterations_per_epoch
+    def _end_epoch(self, epoch: int, val_now: float, loss) -> None:
+        """Record the epoch, write the last (and, if better, the best) checkpoint and the resume file."""
+        state = self.state
+        state["iteration"] = (epoch + 1) * self.per_epoch
         state["epoch"] = epoch + 1
         state["history"].append({"epoch": epoch + 1, "val_miou": val_now, "loss": float(loss.detach())})
         improved = not math.isnan(val_now) and val_now > state["best_miou"]
         if improved:
             state["best_miou"], state["best_epoch"] = val_now, epoch + 1
-        model.eval()
-        save_checkpoint(last_path(out), model, make_card("last", epoch + 1, state["iteration"], val_now))
-        if improved or not out.exists():
-            save_checkpoint(out, model, make_card("best", epoch + 1, state["iteration"], val_now))
-        model.train()
-        atomic_torch_save({"epoch": state["epoch"], "iteration": state["iteration"],
-                           "best_miou": float(state["best_miou"]), "best_epoch": int(state["best_epoch"]),
-                           "history": json.dumps(state["history"]), "config": json.dumps(config),
-                           "model": model.state_dict(), "optimizer": optimizer.state_dict()}, resume_file)
-        prog((state["iteration"]) / (total + 1), f"Epoch {epoch + 1}/{epochs}: validation mIoU {val_now:.4f} "
-             f"(best {state['best_miou']:.4f} at epoch {state['best_epoch']})")
+        self.model.eval()
+        save_checkpoint(last_path(self.out), self.model, self._card("last", val_now))
+        if improved or not self.out.exists():
+            save_checkpoint(self.out, self.model, self._card("best", val_now))
+        self.model.train()
+        with atomic_path(self.resume_file) as tmp:
+            self.torch.save({"epoch": state["epoch"], "iteration": state["iteration"],
+                             "best_miou": float(state["best_miou"]), "best_epoch": int(state["best_epoch"]),
+                             "history": json.dumps(state["history"]), "config": json.dumps(self.setup),
+                             "model": self.model.state_dict(), "optimizer": self.opt.optimizer.state_dict()},
+                            tmp)
+        self.prog(state["iteration"] / (self.total + 1), f"Epoch {epoch + 1}/{self.cfg.epochs}: "
+                                                         f"validation mIoU {val_now:.4f} "
+                                                         f"(best {state['best_miou']:.4f} at epoch "
+                                                         f"{state['best_epoch']})")
 
-    mem_prog = prog.stage(total / (total + 1), 1.0)
-    memory = build_source_memory(train_regions, count=memory_count, size=min(memory_size, patch), stats=stats,
-                                 seed=seed, progress=mem_prog)
-    save_source_memory(memory_path(out), memory)
-    prog(1.0, f"Trained {epochs} epoch(s); best validation mIoU {state['best_miou']:.4f}")
-    return read_card(out)
+    def _card(self, kind: str, val_now: float) -> ModelCard:
+        """The card of the checkpoint written now ("best" or "last") with the run's provenance."""
+        cfg, state = self.cfg, self.state
+        provenance = {
+            "task": "source training",
+            "trained_on": f"{self.description}: {len(self.train_regions)} training scene(s)",
+            "train_scenes": [r.name for r in self.train_regions],
+            "validation_scenes": [r.name for r in self.val_regions] or "none (validated on "
+                                                                       "the training scenes)",
+            "epochs": state["epoch"], "epochs_planned": cfg.epochs, "iterations": state["iteration"],
+            "iterations_per_epoch": self.per_epoch, "batch_size": cfg.batch_size, "patch": cfg.patch,
+            "optimizer": f"SGD nesterov momentum {cfg.momentum} weight decay {cfg.weight_decay}",
+            "lr": cfg.lr, "lr_schedule": f"poly {cfg.poly_power} per iteration", "amp": self.opt.amp,
+            "device": self.device, "class_weights": "1/ln(1.02 + p_c) from the training labels",
+            "class_aware_sampling": cfg.class_aware, "normalisation": cfg.stats, "seed": cfg.seed,
+            "val_miou": state["best_miou"] if kind == "best" else val_now,
+            "best_epoch": state["best_epoch"], "checkpoint": kind,
+            "source_memory": memory_path(self.out).name,
+        }
+        return dataclasses.replace(self.card, provenance=provenance)
+
+    def _save_source_memory(self) -> None:
+        cfg = self.cfg
+        memory = build_source_memory(self.train_regions, count=cfg.memory_count, size=min(cfg.memory_size,
+                                                                                          cfg.patch),
+                                     stats=cfg.stats, seed=cfg.seed,
+                                     progress=self.prog.stage(self.total / (self.total + 1), 1.0))
+        save_source_memory(memory_path(self.out), memory)
 
 
 def _grid_count(length: int, patch: int) -> int:

@@ -1,7 +1,8 @@
 """The engine installer: the engine's Python packages in a folder of the plugin's own in the QGIS profile.
 
-Nothing in this package imports QGIS, Qt, torch or the engine's models (only the engine's light progress
-helper): it must work precisely when the engine's packages are missing, and it is tested in a plain Python.
+Nothing in this package imports QGIS, Qt, torch or the engine's models (only the engine's progress helper
+and atomic moves, which need the standard library alone): it must work precisely when the engine's packages
+are missing, and it is tested in a plain Python.
 The plugin gives it the profile folder and a progress callback (``plugin/alg_install.py``).
 
 - ``interpreter``: the real Python interpreter of the running QGIS, which pip must run with;

@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...engine.io.atomic import move_folder
+
 RECORD = "fbp-engine-install.json"
 REMOVE_MARK = ".remove-at-start"
 
@@ -83,8 +85,8 @@ def tidy(folder: EngineFolder) -> None:
     if folder.pending.is_dir():
         old = base / f".old-{uuid.uuid4().hex[:12]}"
         if folder.site.exists():
-            folder.site.rename(old)
-        folder.pending.rename(folder.site)
+            move_folder(folder.site, old)
+        move_folder(folder.pending, folder.site)
     for leftover in list(base.glob(".work-*")) + list(base.glob(".old-*")):
         shutil.rmtree(leftover, ignore_errors=True)
 
@@ -118,16 +120,16 @@ def commit(folder: EngineFolder, built: Path) -> str:
     if site.exists():
         old = folder.base / f".old-{uuid.uuid4().hex[:12]}"
         try:
-            site.rename(old)
+            move_folder(site, old)
         except OSError:  # Windows: QGIS has the current engine's DLLs open
             if folder.pending.exists():
                 shutil.rmtree(folder.pending, ignore_errors=True)
-            built.rename(folder.pending)
+            move_folder(built, folder.pending)
             return "installed; QGIS must be restarted to use it (the previous engine is in use until then)"
-        built.rename(site)
+        move_folder(built, site)
         shutil.rmtree(old, ignore_errors=True)  # a locked file stays; the next start removes the rest
         return "replaced the previous engine"
-    built.rename(site)
+    move_folder(built, site)
     return "installed"
 
 

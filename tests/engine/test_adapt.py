@@ -1,4 +1,5 @@
-"""DPA adaptation with a tiny model: the share schedule, provenance, source memory use, source-free, cancel."""
+"""DPA adaptation with a tiny model: the share schedule, provenance, source memory use, source-free,
+cancel."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import re
 import numpy as np
 import pytest
 
-from fbp_landcover.engine import synthetic
-from fbp_landcover.engine.checkpoints import load_model, read_card
-from fbp_landcover.engine.errors import Cancelled
+from fbp_landcover.engine.demo import synthetic
+from fbp_landcover.engine.errors import CancelledError
+from fbp_landcover.engine.models.fbpmodel import read_card
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.torch_import import import_torch
 from fbp_landcover.engine.training import adapt as adapt_mod
 from fbp_landcover.engine.training import dpa, fbp_dataset, sampler, source_memory
+from fbp_landcover.engine.training.config import AdaptOptions
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import tiny_checkpoint
 
@@ -34,7 +37,8 @@ def setup(tmp_path_factory):
         for s in scenes:
             s.close()
     source_memory.save_source_memory(source_memory.memory_path(model), mem)
-    target, _truth = synthetic.write_target_scene(d / "target.tif", d / "truth.tif", "planetscope", size=96, seed=3)
+    target, _truth = synthetic.write_target_scene(d / "target.tif", d / "truth.tif", "planetscope", size=96,
+                                                  seed=3)
     return d, model, target
 
 
@@ -123,42 +127,46 @@ def test_cancel_leaves_no_file(setup):
         return calls["n"] > 1
 
     before = set(d.iterdir())
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         adapt_mod.adapt(str(model), str(target), out=d / "cancelled.fbpmodel", patch=64, batch_size=2,
                         iterations=50, is_cancelled=cancelled)
     assert set(d.iterdir()) == before
 
 
 def test_quick_adapt_for_mapping_uses_the_open_input(setup):
-    from fbp_landcover.engine.normalize import scene_stats
+    from fbp_landcover.engine.io.normalize import scene_stats
+    from fbp_landcover.engine.io.raster import open_input
+    from fbp_landcover.engine.io.sensors import get_profile
     from fbp_landcover.engine.progress import Progress
-    from fbp_landcover.engine.raster import open_input
-    from fbp_landcover.engine.sensors import get_profile
 
     d, model, target = setup
     net, card, path = load_model(str(model))
     with open_input(str(target), get_profile("planetscope")) as inp:
         stats = scene_stats(inp)
         net2, card2 = adapt_mod.quick_adapt_for_mapping(
-            net, card, inp, stats, {"iterations": 2, "batch_size": 2, "patch": 64, "model_path": path}, Progress())
+            net, card, inp, stats, AdaptOptions(iterations=2, batch_size=2, patch=64), Progress(),
+            model_path=path)
     q = card2.provenance["quick_adaptation"]
     assert q["iterations"] == 2 and q["source_used"].startswith("source memory") and not net2.training
 
 
-def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup, monkeypatch):
+def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what_it_prepares(setup,
+                                                                                             monkeypatch):
     """Adapted weights live only in memory: below ADAPTED_ONNX_MIN_PIXELS 'auto' runs them in torch instead of
     exporting them to ONNX; an explicit backend is honoured; the preparation step is announced."""
-    from fbp_landcover.engine import backends, mapping
+    from fbp_landcover.engine import mapping
+    from fbp_landcover.engine.mapping import run as mapping_run
+    from fbp_landcover.engine.models import devices
 
-    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+    monkeypatch.setattr(devices, "cuda_device_name", lambda: None)
     d, model, target = setup
     messages: list[str] = []
     req = dict(image=str(target), model=str(model), sensor="planetscope", overwrite=True,
-               adapt={"iterations": 1, "batch_size": 2, "patch": 64})
+               adapt=AdaptOptions(iterations=1, batch_size=2, patch=64))
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_auto.tif"), **req),
                                 lambda f, m: messages.append(m))
     assert res.backend == "torch" and "Preparing the model to run" in " ".join(messages)
-    monkeypatch.setattr(mapping, "ADAPTED_ONNX_MIN_PIXELS", 0)
+    monkeypatch.setattr(mapping_run, "ADAPTED_ONNX_MIN_PIXELS", 0)
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_big.tif"), **req))
     assert res.backend == "onnx"
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_onnx.tif"), backend="torch", **req))

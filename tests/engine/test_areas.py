@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from osgeo import osr
 
-from fbp_landcover.engine.areas import AreaCounter, PixelArea, count_raster, table_csv
+from fbp_landcover.engine.products.areas import AreaCounter, PixelArea, count_raster, table_csv
 from tests.rasters import write_raster
 
 

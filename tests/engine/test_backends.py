@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fbp_landcover.engine import backends
-from fbp_landcover.engine.backends import make_backend
-from fbp_landcover.engine.checkpoints import file_sha256, load_model
-from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.torch_import import import_torch
 
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.inference import onnx_cache
+from fbp_landcover.engine.inference.backends import make_backend
+from fbp_landcover.engine.models import devices
+from fbp_landcover.engine.models.card import file_sha256
+from fbp_landcover.engine.models.loading import load_model
+from fbp_landcover.engine.torch_import import import_torch
 from tests.models import fbp_unet_with_stats, tiny_checkpoint
 
 torch = import_torch()
@@ -38,7 +40,7 @@ def _agree(a: np.ndarray, b: np.ndarray) -> None:
 
 @pytest.fixture
 def no_cuda(monkeypatch):
-    monkeypatch.setattr(backends, "cuda_device_name", lambda: None)
+    monkeypatch.setattr(devices, "cuda_device_name", lambda: None)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(tmp_path, no_cuda,
 def test_onnx_matches_torch(exported):
     path, model, card, backend = exported
     assert (backend.name, backend.device) == ("onnx", "cpu")
-    assert backend.onnx_path == path.parent / f"tiny.{backends.export_key(file_sha256(path))}.onnx"
+    assert backend.onnx_path == path.parent / f"tiny.{onnx_cache.export_key(file_sha256(path))}.onnx"
     torch_backend = make_backend(model, card, str(path), backend="torch", device="cpu")
     for shape in [(1, 64, 64), (3, 96, 160)]:  # dynamic batch, height and width
         batch = _batch(*shape)
@@ -106,7 +108,7 @@ def test_auto_on_cpu_picks_onnx_and_reuses_the_cache(exported, no_cuda, monkeypa
     def no_export(*_a, **_k):
         raise AssertionError("exported again although the cache is valid")
 
-    monkeypatch.setattr(backends, "export_onnx", no_export)
+    monkeypatch.setattr(onnx_cache, "export_onnx", no_export)
     again = make_backend(model, card, str(path))
     assert again.name == "onnx" and again.onnx_path == first.onnx_path
     assert again.reason.startswith("CPU — no CUDA device found; onnxruntime")
@@ -125,7 +127,7 @@ def test_cache_is_refreshed_when_the_checkpoint_changes(tmp_path, exported):
     tiny_checkpoint(ckpt, seed=1)  # new weights, same file name
     model, card, where = load_model(str(ckpt))
     backend = make_backend(model, card, where, backend="onnx")
-    assert backend.onnx_path == folder / f"tiny.{backends.export_key(file_sha256(ckpt))}.onnx"
+    assert backend.onnx_path == folder / f"tiny.{onnx_cache.export_key(file_sha256(ckpt))}.onnx"
     assert backend.onnx_path.name != old.onnx_path.name
     assert sorted(p.name for p in folder.iterdir()) == sorted(["tiny.fbpmodel", backend.onnx_path.name])
     batch = _batch(1, 64, 64)
@@ -158,17 +160,18 @@ def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     real_mkstemp = tempfile.mkstemp
 
-    def mkstemp(*args, dir=None, **kwargs):  # noqa: A002 - the tempfile argument name
-        if Path(dir).resolve() == folder.resolve():
-            raise PermissionError(13, "Permission denied", str(dir))
-        return real_mkstemp(*args, dir=dir, **kwargs)
+    def mkstemp(*args, **kwargs):
+        if Path(kwargs["dir"]).resolve() == folder.resolve():
+            raise PermissionError(13, "Permission denied", str(kwargs["dir"]))
+        return real_mkstemp(*args, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)  # every atomic write goes through it
     exports = []
     # the real export is tested above; a one-node model stands in here, to test where the file goes
-    monkeypatch.setattr(backends, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
+    monkeypatch.setattr(onnx_cache, "export_onnx", lambda _m, dst: (exports.append(dst), _softmax_onnx(dst)))
     backend = make_backend(model, card, where, backend="onnx")
-    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / f"tiny.{backends.export_key(file_sha256(ckpt))}.onnx"
+    name = f"tiny.{onnx_cache.export_key(file_sha256(ckpt))}.onnx"
+    expected = tmp_path / "cache" / "fbp_landcover" / "onnx" / name
     assert backend.onnx_path == expected and expected.is_file()
     assert len(exports) == 1 and Path(exports[0]).parent == expected.parent
     assert list(folder.glob("*.onnx")) == [] and list(expected.parent.glob("*.tmp")) == []
@@ -180,17 +183,18 @@ def test_read_only_checkpoint_folder_uses_the_user_cache(tmp_path, monkeypatch):
 
 def test_in_memory_weights_are_keyed_by_their_hash(tmp_path):
     model, card, _ = load_model(str(tiny_checkpoint(tmp_path / "mem.fbpmodel")))
-    name = backends.onnx_cache_name(model, card, None)
+    name = onnx_cache.onnx_cache_name(model, card, None)
     assert name.startswith("mem.") and name.endswith(".onnx") and len(name) == len("mem.") + 16 + 5
-    assert backends.onnx_cache_name(model, card, None) == name
+    assert onnx_cache.onnx_cache_name(model, card, None) == name
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
-    assert backends.onnx_cache_name(model, card, None) != name
+    assert onnx_cache.onnx_cache_name(model, card, None) != name
 
 
 @pytest.mark.slow
 def test_fbp_unet_onnx_matches_torch(tmp_path):
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
+    from fbp_landcover.engine.models.card import ModelCard
+    from fbp_landcover.engine.models.fbpmodel import save_checkpoint
 
     model = fbp_unet_with_stats(seed=4)
     path = tmp_path / "unet.fbpmodel"
@@ -218,8 +222,9 @@ def test_cuda_backend_matches_cpu_within_mixed_precision_tolerance(tmp_path):
 def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, no_cuda):
     """smp FPN (the compact preset): probabilities = bilinear 4x upsampling of the 1/4-resolution softmax; the
     model itself is left as it was, and the torch and onnxruntime backends compute the same thing."""
-    from fbp_landcover.engine.checkpoints import ModelCard, save_checkpoint
     from fbp_landcover.engine.models import build_model, probability_model
+    from fbp_landcover.engine.models.card import ModelCard
+    from fbp_landcover.engine.models.fbpmodel import save_checkpoint
     from fbp_landcover.engine.models.presets import preset
 
     torch.manual_seed(0)
@@ -236,8 +241,10 @@ def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, 
         again = model(x)
     assert low["logits"].shape[-2:] == (24, 16) and logits.shape == probs.shape == (2, 25, 96, 64)
     upsample = model.segmentation_head[1]
-    assert isinstance(upsample, torch.nn.Upsample) and upsample.scale_factor == 4 and upsample.mode == "bilinear"
-    expected = torch.nn.functional.interpolate(torch.softmax(low["logits"], 1), scale_factor=4, mode="bilinear",
+    assert isinstance(upsample,
+                      torch.nn.Upsample) and upsample.scale_factor == 4 and upsample.mode == "bilinear"
+    expected = torch.nn.functional.interpolate(torch.softmax(low["logits"], 1), scale_factor=4,
+                                               mode="bilinear",
                                                align_corners=upsample.align_corners)
     np.testing.assert_allclose(probs.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)

@@ -10,19 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fbp_landcover.engine import checkpoints
-from fbp_landcover.engine.checkpoints import (
-    ModelCard,
-    file_sha256,
-    import_authors_checkpoint,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-)
 from fbp_landcover.engine.classes import CLASSES
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.models import build_model
-from fbp_landcover.engine.normalize import CITY_STATS, Stats
+from fbp_landcover.engine.io.normalize import CITY_STATS, Stats
+from fbp_landcover.engine.models import build_model, fbpmodel
+from fbp_landcover.engine.models.authors import import_authors_checkpoint
+from fbp_landcover.engine.models.card import ModelCard, file_sha256
+from fbp_landcover.engine.models.fbpmodel import load_checkpoint, save_checkpoint
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.torch_import import import_torch
 from tests.models import UNTRAINED, authors_checkpoint, tiny_checkpoint, tiny_model
 
@@ -258,7 +253,7 @@ def test_fbpmodel_holding_a_pickle_is_never_unpickled(tmp_path):
     path = tmp_path / "evil.fbpmodel"
     path.write_bytes(pickle.dumps(_Exploit(marker), protocol=2))
     with pytest.raises(FbpError):
-        checkpoints.load_checkpoint(path)
+        fbpmodel.load_checkpoint(path)
     assert not marker.exists()
 
 

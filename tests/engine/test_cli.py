@@ -54,3 +54,20 @@ def test_errors_are_one_sentence_and_exit_1(tmp_path):
     assert len(run.stderr.strip().splitlines()) == 1
     usage = cli("map")
     assert usage.returncode == 2
+
+
+def test_collapse_command(tmp_path):
+    import numpy as np
+
+    from fbp_landcover.engine.classes import load_collapse
+
+    classes = np.arange(1, 25, dtype=np.uint8).reshape(4, 6)
+    src = write_raster(tmp_path / "classes.tif", classes, nodata=0)
+    run = cli("collapse", src, "gid5", "-o", tmp_path / "gid5.tif")
+    assert run.returncode == 0, run.stderr
+    ds = gdal.Open(str(tmp_path / "gid5.tif"))
+    band = ds.GetRasterBand(1)
+    collapse = load_collapse("gid5")
+    assert band.ReadAsArray().tolist() == np.array(collapse.lookup_table(), np.uint8)[classes].tolist()
+    assert band.GetNoDataValue() == 0 and band.GetCategoryNames() == collapse.names()
+    assert cli("collapse", src, "gid5", "-o", tmp_path / "gid5.tif").returncode == 1  # exists: refused

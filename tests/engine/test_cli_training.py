@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from fbp_landcover.engine import cli, cli_training, synthetic
-from fbp_landcover.engine.checkpoints import read_card
+from fbp_landcover.engine import cli
+from fbp_landcover.engine.cli import training as cli_training
+from fbp_landcover.engine.demo import synthetic
+from fbp_landcover.engine.models.fbpmodel import read_card
 from tests.models import TINY_SMP
 
 TINY_ARGS = ["--arch", TINY_SMP["smp_arch"], "--encoder", TINY_SMP["encoder"],
@@ -141,7 +143,7 @@ def test_train_arch_accepts_the_preset_names(name):
     """`train --arch compact` trains the preset's network, whatever --encoder says."""
     import argparse
 
-    from fbp_landcover.engine.cli_training import _smp_spec
+    from fbp_landcover.engine.cli.training import _smp_spec
     from fbp_landcover.engine.models.presets import PRESETS
 
     args = argparse.Namespace(arch=name, encoder="resnet18", encoder_depth=None, decoder_channels=None)

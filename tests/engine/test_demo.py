@@ -9,8 +9,8 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine import demo
-from fbp_landcover.engine.checkpoints import read_card
-from fbp_landcover.engine.errors import Cancelled, FbpError
+from fbp_landcover.engine.errors import CancelledError, FbpError
+from fbp_landcover.engine.models.fbpmodel import read_card
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,6 @@ def test_cancel_leaves_nothing(tmp_path):
         calls["n"] += 1
         return calls["n"] > 5
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         demo.run_demo(out, quick=True, is_cancelled=cancel_in_training)
     assert out.is_dir() and list(out.iterdir()) == []

@@ -123,7 +123,8 @@ def test_weighted_ce_matches_direct_formula_and_ignores_zero():
     keep = lab > 0
     expected = -(w[lab[keep]] * logp[keep, lab[keep]]).sum() / w[lab[keep]].sum()
     assert got == pytest.approx(expected, rel=1e-5)
-    total, ls, lt = losses.dpa_loss(torch.from_numpy(logits), torch.from_numpy(labels), torch.from_numpy(logits),
+    total, ls, lt = losses.dpa_loss(torch.from_numpy(logits), torch.from_numpy(labels),
+                                    torch.from_numpy(logits),
                                     torch.zeros(1, 2, 2, dtype=torch.long), torch.from_numpy(w))
     assert float(lt) == 0.0 and float(total) == pytest.approx(float(ls))
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from fbp_landcover.engine import evaluate as ev
-from fbp_landcover.engine.errors import Cancelled, FbpError
-from fbp_landcover.engine.evaluate import evaluate
+from fbp_landcover.engine.assessment import evaluate as ev
+from fbp_landcover.engine.assessment.evaluate import evaluate
+from fbp_landcover.engine.errors import CancelledError, FbpError
 from tests.rasters import write_raster
 
 GT = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)
@@ -87,10 +87,12 @@ def test_outputs_and_cancel(pair):
     rows = (tmp / "out" / "acc.csv").read_text().splitlines()
     assert rows[0].startswith("index,name,reference_pixels") and len(rows) == 25
     md = (tmp / "out" / "acc.md").read_text()
-    assert "overall accuracy" in md and "Confusion matrix" in md and f"{100 * r['overall_accuracy']:.2f} %" in md
+    assert "overall accuracy" in md and "Confusion matrix" in md
+    assert f"{100 * r['overall_accuracy']:.2f} %" in md
     assert not list((tmp / "out").glob("*.tmp"))
-    with pytest.raises(Cancelled):
-        evaluate(tmp / "map.tif", tmp / "ref.tif", out_prefix=str(tmp / "c" / "acc"), is_cancelled=lambda: True)
+    with pytest.raises(CancelledError):
+        evaluate(tmp / "map.tif", tmp / "ref.tif", out_prefix=str(tmp / "c" / "acc"),
+                 is_cancelled=lambda: True)
     assert not (tmp / "c").exists()
 
 
@@ -133,9 +135,11 @@ def _point(col, row):
 
 def test_vector_polygons_and_points(pair):
     tmp, ref, pred = pair
-    polys = _vector(tmp / "polys.gpkg", [(_square(2, 12, 6, 16), "forest"), (_square(10, 20, 15, 22), "water"),
+    polys = _vector(tmp / "polys.gpkg", [(_square(2, 12, 6, 16), "forest"), (_square(10, 20, 15, 22),
+                                                                             "water"),
                                          (_square(45, 35, 50, 40), "forest")], ogr.OFTString)
-    r = evaluate(tmp / "map.tif", polys, reference_field="lc", reference_mapping={"forest": 6, "water": "lake"})
+    r = evaluate(tmp / "map.tif", polys, reference_field="lc", reference_mapping={"forest": 6,
+                                                                                  "water": "lake"})
     expected = np.zeros_like(ref)
     expected[12:16, 2:6] = 6
     expected[20:22, 10:15] = 13
@@ -144,7 +148,8 @@ def test_vector_polygons_and_points(pair):
     assert r["pixels"] == 16 + 10 and r["unmapped_pixels"] == 25
 
     pts = [(4, 11), (7, 33), (20, 5), (20, 6)]  # (row, col): one in the pred[:10] = 3 band
-    points = _vector(tmp / "pts.gpkg", [(_point(c, rr), int(ref[rr, c]) or 1) for rr, c in pts], ogr.OFTInteger)
+    points = _vector(tmp / "pts.gpkg", [(_point(c, rr), int(ref[rr, c]) or 1) for rr, c in pts],
+                     ogr.OFTInteger)
     r = evaluate(tmp / "map.tif", points, reference_field="lc")
     expected = np.zeros_like(ref)
     for rr, c in pts:
@@ -201,7 +206,8 @@ def test_chiapas_raster_reference(chiapas):
     pert = CHIAPAS_TO_FBP[labels]
     pert[moved] = 12
     write_raster(tmp / "pert.tif", pert, geotransform=gdal.Open(str(map_path)).GetGeoTransform(), epsg=32615)
-    r = evaluate(tmp / "pert.tif", data / "chiapas_landsat7_labels_30m.tif", reference_mapping=tmp / "mapping.json",
+    r = evaluate(tmp / "pert.tif", data / "chiapas_landsat7_labels_30m.tif",
+                 reference_mapping=tmp / "mapping.json",
                  collapse="coarse")
     m = np.array(r["confusion_matrix"])
     assert moved.sum() > 0 and m[3, 1] == moved.sum() and m[3, 3] == counts[1] - moved.sum()
@@ -211,7 +217,8 @@ def test_chiapas_raster_reference(chiapas):
 def test_chiapas_polygons_through_vsizip(chiapas):
     data, tmp, labels, map_path = chiapas
     zipped = "/vsizip/" + str(data / "chiapas_landsat7_label_polygons.zip")
-    by_id = evaluate(map_path, zipped, reference_field="id", reference_mapping=CHIAPAS_TO_COARSE, collapse="coarse")
+    by_id = evaluate(map_path, zipped, reference_field="id", reference_mapping=CHIAPAS_TO_COARSE,
+                     collapse="coarse")
     assert by_id["overall_accuracy"] == 1.0 and by_id["pixels"] == int((labels > 0).sum())
 
     # The 'class' text field has one barren and one urban polygon swapped at the source (data README):
@@ -232,3 +239,26 @@ def test_chiapas_polygons_through_vsizip(chiapas):
     assert m[1, 8] == swapped["id = 4 AND class = 'urban'"] > 0
     assert by_name["pixels"] == by_id["pixels"]
     assert np.trace(m[1:, 1:]) == by_id["pixels"] - m[8, 1] - m[1, 8]
+
+
+def test_a_named_layer_of_a_multi_layer_reference(pair):
+    """The layer of a GeoPackage with several is chosen by name (the plugin passes the layer it was given)."""
+    tmp, ref, pred = pair
+    row, col = next((r, c) for r in range(10, 30) for c in range(40) if ref[r,
+                                                                            c] > 0)  # the map is right there
+    path = tmp / "two.gpkg"
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32650)
+    for name, value in (("first", 1), ("points", int(ref[row, col]))):
+        layer = ds.CreateLayer(name, srs, ogr.wkbPoint)
+        layer.CreateField(ogr.FieldDefn("cls", ogr.OFTInteger))
+        feat = ogr.Feature(layer.GetLayerDefn())
+        feat.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({GT[0] + 4 * col + 2} {GT[3] - 4 * row - 2})"))
+        feat.SetField("cls", value)
+        layer.CreateFeature(feat)
+    ds = None
+    r = evaluate(tmp / "map.tif", path, reference_layer="points")
+    assert r["pixels"] == 1 and r["overall_accuracy"] == 1.0
+    with pytest.raises(FbpError, match="has no layer 'nope'; its layers are first, points"):
+        evaluate(tmp / "map.tif", path, reference_layer="nope")

@@ -9,7 +9,7 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.training import fbp_dataset, sampler
+from fbp_landcover.engine.training import augment, fbp_dataset, sampler
 
 gdal.UseExceptions()
 
@@ -191,6 +191,6 @@ def test_patch_normalisation_and_augmentation_shapes(tmp_path, opened):
     assert tuple(x.shape) == (4, 4, 64, 64) and tuple(y.shape) == (4, 64, 64)
     assert str(x.dtype) == "torch.float32" and str(y.dtype) == "torch.int64"
     img = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
-    blurred = sampler.gaussian_blur(img, 1.0)
+    blurred = augment.gaussian_blur(img, 1.0)
     assert blurred.shape == img.shape and blurred.std() < img.std()
     assert np.allclose(blurred.mean(), img.mean(), atol=0.05)

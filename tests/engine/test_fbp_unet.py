@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from fbp_landcover.engine.checkpoints import import_authors_checkpoint, load_model
+from fbp_landcover.engine.models.authors import import_authors_checkpoint
+from fbp_landcover.engine.models.fbp_unet import FbpUNet
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.torch_import import import_torch
 from tests.models import authors_checkpoint, fbp_unet_with_stats
 
 torch = import_torch()
-from fbp_landcover.engine.models.fbp_unet import FbpUNet  # noqa: E402
 
 
 def expected_layout() -> list[tuple[str, tuple[int, ...]]]:
-    """Keys and shapes written out from fbp.md §3: DoubleConv(in, out, mid) = Conv3x3(in->mid, bias) - BN -
-    ReLU - Conv3x3(mid->out, bias) - BN - ReLU; encoder 4->64, Down to 128, 256, 512, 512; decoder
+    """Keys and shapes of the authors' U-Net written out: DoubleConv(in, out, mid) = Conv3x3(in->mid, bias)
+    - BN - ReLU - Conv3x3(mid->out, bias) - BN - ReLU; encoder 4->64, Down to 128, 256, 512, 512; decoder
     1024->256 (mid 512), 512->128 (mid 256), 256->64 (mid 128), 128->64 (mid 64); 1x1 conv 64->25."""
     blocks = [
         ("inc.double_conv", 4, 64, 64),

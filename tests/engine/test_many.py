@@ -13,11 +13,12 @@ from osgeo import gdal, ogr, osr
 
 from fbp_landcover.engine import classes
 from fbp_landcover.engine import mapping as mapping_module
-from fbp_landcover.engine.cli_many import add_command
-from fbp_landcover.engine.errors import Cancelled, FbpError
+from fbp_landcover.engine.cli.many import add_commands
+from fbp_landcover.engine.errors import CancelledError, FbpError
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
 from fbp_landcover.engine.many.mosaic import composite, priority, scene_date
+from fbp_landcover.engine.mapping import MapRequest
 from tests.models import tiny_checkpoint
 from tests.rasters import random_scene, write_raster
 
@@ -37,7 +38,8 @@ def read(path) -> np.ndarray:
 
 
 def job(inputs, out, model, **kw) -> ManyJob:
-    return ManyJob(inputs=[str(i) for i in inputs], output_dir=str(out), model=model, sensor="rgbn", **kw)
+    return ManyJob(inputs=[str(i) for i in inputs], output_dir=str(out),
+                   request=MapRequest(image="", output="", model=model, sensor="rgbn"), **kw)
 
 
 def count_calls(monkeypatch) -> list[str]:
@@ -193,7 +195,7 @@ def test_interrupted_job_resumes_without_recomputing(model, tmp_path, monkeypatc
                      geotransform=(500000.0 + 200 * k, 4.0, 0.0, 4000000.0 - 40 * k, 0.0, -4.0))
     calls = count_calls(monkeypatch)
     out = tmp_path / "out"
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         map_many(job([folder], out, model), is_cancelled=lambda: len(calls) >= 2)
     man = json.loads((out / "manifest.json").read_text())
     assert [s["state"] for s in man["scenes"]] == ["done", "done", "pending"]
@@ -226,7 +228,7 @@ def test_a_corrupt_scene_fails_alone_and_the_cli_says_so(model, tmp_path, monkey
     write_raster(folder / "good.tif", random_scene(40, 56, seed=5))
     (folder / "broken.tif").write_text("this is not a raster")
     parser = argparse.ArgumentParser()
-    add_command(parser.add_subparsers())
+    add_commands(parser.add_subparsers())
     args = parser.parse_args(["map-many", str(folder), "--model", model, "-o", str(tmp_path / "out"),
                               "--sensor", "rgbn"])
     from fbp_landcover.engine.cli import TqdmProgress

@@ -12,6 +12,7 @@ from osgeo import gdal
 
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many.cluster import run_scene
+from fbp_landcover.engine.mapping import MapRequest
 from tests.models import tiny_checkpoint
 from tests.rasters import random_scene, write_raster
 
@@ -19,13 +20,13 @@ pytest.importorskip("distributed")
 gdal.UseExceptions()
 
 
-def kill_worker_once(spec: dict) -> dict:
+def kill_worker_once(request: MapRequest) -> dict:
     """The scene task, except that scene s1 kills its worker process the first time (marker file absent)."""
-    marker = Path(spec["output"]).parents[1] / "killed-once.marker"
-    if Path(spec["image"]).name == "s1.tif" and not marker.exists():
+    marker = Path(request.output).parents[1] / "killed-once.marker"
+    if Path(request.image).name == "s1.tif" and not marker.exists():
         marker.write_text(str(os.getpid()))
         os._exit(1)
-    return run_scene(spec)
+    return run_scene(request)
 
 
 def read(path) -> np.ndarray:
@@ -41,10 +42,10 @@ def test_two_workers_give_the_in_process_mosaic_despite_a_killed_worker(tmp_path
     for k in range(4):
         write_raster(folder / f"s{k}.tif", random_scene(48, 64, seed=20 + k),
                      geotransform=(500000.0 + 160 * k, 4.0, 0.0, 4000000.0 - 60 * k, 0.0, -4.0))
-    local = map_many(ManyJob(inputs=[str(folder)], output_dir=str(tmp_path / "local"), model=model,
-                             sensor="rgbn"))
-    dask = map_many(ManyJob(inputs=[str(folder)], output_dir=str(tmp_path / "dask"), model=model,
-                            sensor="rgbn", workers=2, run_scene=kill_worker_once))
+    scene = MapRequest(image="", output="", model=model, sensor="rgbn")
+    local = map_many(ManyJob(inputs=[str(folder)], output_dir=str(tmp_path / "local"), request=scene))
+    dask = map_many(ManyJob(inputs=[str(folder)], output_dir=str(tmp_path / "dask"), request=scene, workers=2,
+                            run_scene=kill_worker_once))
     assert (tmp_path / "dask" / "killed-once.marker").exists()  # a worker really died
     assert dask.failed == [] and dask.mapped == 4
     man = json.loads(Path(dask.manifest).read_text())

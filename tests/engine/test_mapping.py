@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine import classes
-from fbp_landcover.engine.errors import Cancelled, FbpError
+from fbp_landcover.engine.errors import CancelledError, FbpError
 from fbp_landcover.engine.mapping import MapRequest, map_landcover
 from tests.models import tiny_checkpoint
 from tests.rasters import file_digest, random_scene, write_raster
@@ -46,7 +46,8 @@ def leftovers(folder: Path) -> list[str]:
 def test_naip_rgbn_maps_with_exact_grid_style_and_outputs(shared_data, model, tmp_path):
     src = shared_data / "naip_nd_2020_rgbn_5m.tif"
     digest = file_digest(src)
-    res = map_landcover(MapRequest(image=str(src), output=str(tmp_path / "naip.tif"), model=model, sensor="rgbn",
+    res = map_landcover(MapRequest(image=str(src), output=str(tmp_path / "naip.tif"), model=model,
+                                   sensor="rgbn",
                                    confidence=str(tmp_path / "conf.tif"), areas=str(tmp_path / "areas.csv"),
                                    quicklook=str(tmp_path / "ql.png")))
     assert file_digest(src) == digest  # the input is never modified
@@ -75,7 +76,8 @@ def test_haiti_with_extent_keeps_the_snapped_grid(shared_data, model, tmp_path):
     src = gdal.Open(str(shared_data / "haiti_rgbn_5m.tif"))
     gt = src.GetGeoTransform()
     extent = (gt[0] + 52.5, gt[3] - 300.2, gt[0] + 400.0, gt[3] - 10.0)
-    res = map_landcover(MapRequest(image=str(shared_data / "haiti_rgbn_5m.tif"), output=str(tmp_path / "h.tif"),
+    res = map_landcover(MapRequest(image=str(shared_data / "haiti_rgbn_5m.tif"),
+                                   output=str(tmp_path / "h.tif"),
                                    model=model, sensor="rgbn", extent=extent))
     out = gdal.Open(res.output)
     ogt = out.GetGeoTransform()
@@ -132,7 +134,7 @@ def test_cancel_leaves_no_file(model, tmp_path):
         calls.append(1)
         return len(calls) > 6
 
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         map_landcover(MapRequest(image=str(src), output=str(tmp_path / "o.tif"), model=model, sensor="rgbn",
                                  window=64, overlap=8, confidence=str(tmp_path / "c.tif")),
                       is_cancelled=cancel_after_some)
@@ -195,7 +197,8 @@ def test_existing_output_needs_overwrite(model, scene, tmp_path):
 def test_unwritable_folder_is_refused(model, scene, tmp_path):
     """/proc/1 exists but no one, not even root, can create files in it."""
     with pytest.raises(FbpError, match="Cannot write"):
-        map_landcover(MapRequest(image=str(scene), output="/proc/1/landcover.tif", model=model, sensor="rgbn"))
+        map_landcover(MapRequest(image=str(scene), output="/proc/1/landcover.tif", model=model,
+                                 sensor="rgbn"))
 
 
 def test_output_folder_that_does_not_exist_or_is_a_file(model, scene, tmp_path):
@@ -210,7 +213,8 @@ def test_output_folder_that_does_not_exist_or_is_a_file(model, scene, tmp_path):
 
 def test_overviews_hold_class_values_only(model, tmp_path):
     src = write_raster(tmp_path / "big.tif", random_scene(600, 700))
-    res = map_landcover(MapRequest(image=str(src), output=str(tmp_path / "o.tif"), model=model, sensor="rgbn"))
+    res = map_landcover(MapRequest(image=str(src), output=str(tmp_path / "o.tif"), model=model,
+                                   sensor="rgbn"))
     ds = gdal.Open(res.output)
     band = ds.GetRasterBand(1)
     full = band.ReadAsArray()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fbp_landcover.engine.assessment.metrics import ConfusionMatrix, kappa, scores
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.metrics import ConfusionMatrix, kappa, scores
 
 # Classes 1..5: class 4 is mapped but absent from the reference, class 5 is absent from both.
 REF = np.array([1, 1, 1, 2, 2, 3, 3, 3, 0, 1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.normalize import (
+from fbp_landcover.engine.io.normalize import (
     CITY_STATS,
     FBP_SOURCE_STATS,
     STD_FLOOR,
@@ -14,8 +14,8 @@ from fbp_landcover.engine.normalize import (
     parse_stats,
     scene_stats,
 )
-from fbp_landcover.engine.raster import open_input
-from fbp_landcover.engine.sensors import PROFILES
+from fbp_landcover.engine.io.raster import open_input
+from fbp_landcover.engine.io.sensors import PROFILES
 from tests.rasters import write_raster
 
 

@@ -1,4 +1,5 @@
-"""Streaming prediction: the reference scheme reproduced pixel for pixel, seamless blending, bounded panels."""
+"""Streaming prediction: the reference scheme reproduced pixel for pixel, seamless blending, bounded
+panels."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fbp_landcover.engine.normalize import Stats
-from fbp_landcover.engine.predict import PredictSettings, classes_and_confidence, predict
+from fbp_landcover.engine.inference.predict import PredictSettings, classes_and_confidence, predict
+from fbp_landcover.engine.io.normalize import Stats
 
 STATS = Stats(mean=(0.506, 0.371, 0.390, 0.363), std=(0.254, 0.244, 0.231, 0.231), source="FBP source")
 
@@ -146,7 +147,7 @@ class PositionModel(PixelModel):
 
 def direct_blend(image, model, window, window_y, overlap):
     """Σ weight x probabilities / Σ weight over all windows, with full 2-D weights: the definition."""
-    from fbp_landcover.engine.tiling import axis_starts, axis_weights
+    from fbp_landcover.engine.inference.tiling import axis_starts, axis_weights
 
     _, h, w = image.shape
     mean = np.array(STATS.mean, np.float32)[:, None, None]
@@ -267,7 +268,7 @@ def test_device_side_blending_equals_host_blending():
 
 
 def test_argmax_classes_is_numpys_argmax_over_classes_1_to_24_first_maximum_on_ties():
-    from fbp_landcover.engine.predict import argmax_classes
+    from fbp_landcover.engine.inference.predict import argmax_classes
 
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 4, (25, 40, 50)).astype(np.float32)  # many ties

@@ -9,8 +9,8 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.raster import ModelInput, open_input
-from fbp_landcover.engine.sensors import PROFILES, get_profile
+from fbp_landcover.engine.io.raster import ModelInput, open_input
+from fbp_landcover.engine.io.sensors import PROFILES, get_profile
 from tests.rasters import write_raster
 
 GT4 = (500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0)
@@ -292,6 +292,7 @@ def test_unreferenced_fbp8bit_file(tmp_path):
     ds = None
     with open_input(path, PROFILES["fbp8bit"]) as inp:
         assert not inp.georeferenced and inp.gsd == 4.0 and (inp.width, inp.height) == (6, 4)
-        np.testing.assert_array_equal(inp.read(0, 0, 1, 1)[0][:, 0, 0], np.float32([10, 20, 30, 40]) / np.float32(255))
+        np.testing.assert_array_equal(inp.read(0, 0, 1, 1)[0][:, 0, 0], np.float32([10, 20, 30,
+                                                                                    40]) / np.float32(255))
     with pytest.raises(FbpError, match="has no georeferencing, so it cannot be resampled"):
         open_input(path, PROFILES["fbp8bit"], working_gsd=8.0)

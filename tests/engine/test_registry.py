@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fbp_landcover.engine import registry
-from fbp_landcover.engine.checkpoints import ModelCard, file_sha256, load_model
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.models import build_model
+from fbp_landcover.engine.models import build_model, registry
+from fbp_landcover.engine.models.card import ModelCard, file_sha256
+from fbp_landcover.engine.models.loading import load_model
 from tests.models import authors_checkpoint, tiny_checkpoint
 
 

@@ -7,7 +7,7 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine.errors import FbpError
-from fbp_landcover.engine.sensors import PROFILES, detect, get_profile, s2_band_name
+from fbp_landcover.engine.io.sensors import PROFILES, detect, get_profile, s2_band_name
 from tests.rasters import write_raster
 
 

@@ -8,11 +8,19 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from fbp_landcover.engine.synthetic import (
-    NO_SHIFT, SENTINEL2, SOURCE, TARGET, domain_shift_dataset, make_labels, measure_shift, write_source_dataset,
+from fbp_landcover.engine.demo.synthetic import (
+    NO_SHIFT,
+    SENTINEL2,
+    SOURCE,
+    TARGET,
+    domain_shift_dataset,
+    make_labels,
+    measure_shift,
+    write_source_dataset,
     write_target_scene,
 )
-from fbp_landcover.engine.synthetic.writers import IMAGE_8BIT_DIR, IMAGE_16BIT_DIR, LABEL_DIR, scene
+from fbp_landcover.engine.demo.synthetic.writers import scene
+from fbp_landcover.engine.training.fbp_dataset import IMAGE8_DIR, IMAGE16_DIR, LABEL_DIR
 
 VEGETATION = [2, 3, 4, 5, 6, 7, 10]
 WATER = [11, 13, 14, 15]
@@ -54,7 +62,9 @@ def test_many_classes_in_a_512_scene(seed):
 def test_class_mix_changes_proportions():
     src = np.stack([make_labels(np.random.default_rng(s), 256, "source") for s in range(3)])
     tgt = np.stack([make_labels(np.random.default_rng(s), 256, "target") for s in range(3)])
-    share = lambda a, cls: np.isin(a, cls).mean()  # noqa: E731
+    def share(a, cls):
+        return np.isin(a, cls).mean()
+
     assert share(tgt, [1, 12]) > 1.5 * share(src, [1, 12])  # more town
     assert share(tgt, [6, 7]) > 1.5 * share(src, [6, 7])  # more forest
     assert share(tgt, [3]) < share(src, [3])  # fewer irrigated fields
@@ -64,8 +74,8 @@ def test_official_layout_and_spectra(tmp_path):
     names = write_source_dataset(tmp_path, 1, 256, seed=0, pad=10)
     name = names[0]
     assert name.startswith("GF2_PMS") and "__L1A" in name and name[-5:-1] == "-MSS"
-    p8 = tmp_path / IMAGE_8BIT_DIR / f"{name}.tif"
-    p16 = tmp_path / IMAGE_16BIT_DIR / f"{name}.tiff"
+    p8 = tmp_path / IMAGE8_DIR / f"{name}.tif"
+    p16 = tmp_path / IMAGE16_DIR / f"{name}.tiff"
     plab = tmp_path / LABEL_DIR / f"{name}_24label.png"
     assert p8.is_file() and p16.is_file() and plab.is_file()
 
@@ -120,11 +130,11 @@ def test_target_georeferencing_exact(tmp_path, sensor):
 
 
 def test_written_scenes_are_recognised_by_the_sensor_profiles(tmp_path):
-    from fbp_landcover.engine.sensors import detect
+    from fbp_landcover.engine.io.sensors import detect
 
     name = write_source_dataset(tmp_path, 1, 64, seed=0)[0]
-    assert detect(str(tmp_path / IMAGE_8BIT_DIR / f"{name}.tif"))[0].name == "fbp8bit"
-    assert detect(str(tmp_path / IMAGE_16BIT_DIR / f"{name}.tiff"))[0].name == "gaofen2"
+    assert detect(str(tmp_path / IMAGE8_DIR / f"{name}.tif"))[0].name == "fbp8bit"
+    assert detect(str(tmp_path / IMAGE16_DIR / f"{name}.tiff"))[0].name == "gaofen2"
     for sensor in (TARGET, SENTINEL2):
         img, _ = write_target_scene(tmp_path / f"{sensor.name}.tif", tmp_path / "truth.tif", sensor, 64, 0)
         assert detect(str(img))[0].name == sensor.profile

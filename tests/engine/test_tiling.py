@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fbp_landcover.engine.tiling import axis_starts, axis_weight_sum, axis_weights
+from fbp_landcover.engine.inference.tiling import axis_starts, axis_weight_sum, axis_weights
 
 
 @settings(max_examples=300, deadline=None)
@@ -61,7 +61,7 @@ def test_weights_are_flat_at_raster_edges_and_ramp_inside():
 @settings(max_examples=200, deadline=None)
 @given(length=st.integers(1, 20000), multiple=st.sampled_from([16, 32]), overlap=st.sampled_from([0, 32, 64]))
 def test_choose_window_computes_the_fewest_pixels(length, multiple, overlap):
-    from fbp_landcover.engine.tiling import choose_window, windows_needed
+    from fbp_landcover.engine.inference.tiling import choose_window, windows_needed
 
     w = choose_window(length, overlap, multiple, low=384, high=1024)
     assert w % multiple == 0 and w > overlap
@@ -75,7 +75,7 @@ def test_choose_window_computes_the_fewest_pixels(length, multiple, overlap):
 
 
 def test_choose_window_for_a_2048_axis():
-    from fbp_landcover.engine.tiling import choose_window
+    from fbp_landcover.engine.inference.tiling import choose_window
 
     # 3 windows of 736 with 64 overlap cover 2048 (computing 2208 px) where 512 windows need 5 (2560 px).
     assert choose_window(2048, 64, 32) == 736

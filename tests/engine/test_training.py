@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from fbp_landcover.engine.checkpoints import load_model, read_card
-from fbp_landcover.engine.errors import Cancelled
+from fbp_landcover.engine.errors import CancelledError
 from fbp_landcover.engine.models import build_model
+from fbp_landcover.engine.models.fbpmodel import read_card
+from fbp_landcover.engine.models.loading import load_model
 from fbp_landcover.engine.torch_import import import_torch
-from fbp_landcover.engine.training import losses, source_memory, train
+from fbp_landcover.engine.training import common, losses, source_memory, train
 from tests.engine.test_fbp_dataset import make_fbp_root
 from tests.models import TINY_SMP, tiny_model
 
@@ -39,7 +40,7 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
     y = torch.randint(1, 25, (2, 32, 32), generator=gen)
     y[:, :8] = 0
     w = torch.tensor(losses.weights_from_counts(np.bincount(y.numpy().ravel(), minlength=25)))
-    opt = train.make_optimizer(model, 0.01)
+    opt = common.make_optimizer(model, 0.01)
     before = None
     for _ in range(3):
         opt.zero_grad()
@@ -53,14 +54,43 @@ def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
 
 
 def test_poly_lr_and_miou():
-    assert train.poly_lr(0.005, 0, 100) == pytest.approx(0.005)
-    assert train.poly_lr(0.005, 50, 100) == pytest.approx(0.005 * 0.5 ** 0.9)
-    assert train.poly_lr(0.005, 100, 100) == 0.0
+    assert common.poly_lr(0.005, 0, 100) == pytest.approx(0.005)
+    assert common.poly_lr(0.005, 50, 100) == pytest.approx(0.005 * 0.5 ** 0.9)
+    assert common.poly_lr(0.005, 100, 100) == 0.0
     ref = np.array([[0, 3, 3], [5, 5, 3]])
     pred = np.array([[7, 3, 5], [5, 5, 3]])
     cm = train.confusion(pred, ref)
     # class 3: tp 2, fn 1, fp 0 -> 2/3 ; class 5: tp 2, fn 0, fp 1 -> 2/3
     assert train.miou(cm) == pytest.approx(2 / 3)
+
+
+def test_the_poly_schedule_is_torch_lambdalr_and_exact():
+    """The learning rate of every iteration is exactly poly_lr (also resumed mid-way, and with a total that is
+    re-estimated while running); torch's PolynomialLR multiplies step ratios and only approximates it."""
+    def rates(start: int, total, n: int) -> list[float]:
+        opt = common.Optimisation(torch.nn.Linear(2, 2), lr=0.005, momentum=0.9, weight_decay=1e-5,
+                                  device="cpu", amp=False)
+        opt.schedule(total, 0.9, start=start)
+        out = []
+        for i in range(start, start + n):
+            opt.at(i)
+            out.append(opt.lr)
+            opt.optimizer.step()
+        return out
+
+    assert rates(0, lambda _i: 1000, 1000) == [common.poly_lr(0.005, i, 1000) for i in range(1000)]
+    assert rates(300, lambda _i: 1000, 700) == [common.poly_lr(0.005, i, 1000) for i in range(300, 1000)]
+    assert rates(0, lambda i: i + 2, 50) == [common.poly_lr(0.005, i, i + 2) for i in range(50)]
+    param = torch.nn.Parameter(torch.zeros(1))
+    sgd = torch.optim.SGD([param], lr=0.005)
+    polynomial = torch.optim.lr_scheduler.PolynomialLR(sgd, total_iters=1000, power=0.9)
+    chained = []
+    for _ in range(1000):
+        chained.append(sgd.param_groups[0]["lr"])
+        sgd.step()
+        polynomial.step()
+    exact = [common.poly_lr(0.005, i, 1000) for i in range(1000)]
+    assert chained != exact and max(abs(a - b) / b for a, b in zip(chained, exact, strict=True) if b) < 1e-12
 
 
 def test_checkpoints_written_with_provenance(trained):
@@ -83,7 +113,8 @@ def test_checkpoints_written_with_provenance(trained):
 def test_checkpoint_round_trip_gives_the_same_outputs(trained):
     d, _root, card, _messages = trained
     loaded, loaded_card, _path = load_model(str(d / "m.fbpmodel"))
-    state = torch.load(str(d / "m.resume.pt"), weights_only=True)["model"]  # the weights as training left them
+    state = torch.load(str(d / "m.resume.pt"),
+                       weights_only=True)["model"]  # the weights as training left them
     direct = build_model(loaded_card)
     direct.load_state_dict(state)
     direct.eval()
@@ -116,7 +147,7 @@ def test_resume_continues_the_iteration_count(trained, tmp_path):
 
 def test_cancel_before_the_first_epoch_writes_nothing(tmp_path):
     root = make_fbp_root(tmp_path / "fbp", names=("GF2_A", "GF2_B"), h=64, w=64)
-    with pytest.raises(Cancelled):
+    with pytest.raises(CancelledError):
         train.train_source(root, tmp_path / "c.fbpmodel", epochs=1, is_cancelled=lambda: True, **TRAIN)
     assert not list(tmp_path.glob("c*"))
 

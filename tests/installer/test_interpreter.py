@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from fbp_landcover.plugin.installer import InstallError
 from fbp_landcover.plugin.installer.interpreter import Running, candidates, find
 

@@ -6,6 +6,7 @@ import importlib.metadata as metadata
 from pathlib import Path
 
 import pytest
+
 from fbp_landcover.plugin.installer.plan import (
     REQUIREMENTS,
     TORCH_INDEX,

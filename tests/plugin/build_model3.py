@@ -40,7 +40,8 @@ def build() -> QgsProcessingModelAlgorithm:
     mapping.setPosition(QPointF(360, 120))
     mapping.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("image")])
     mapping.addParameterSources("MODEL", [QgsProcessingModelChildParameterSource.fromModelParameter("model")])
-    mapping.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromModelParameter("sensor")])
+    mapping.addParameterSources("SENSOR",
+                                [QgsProcessingModelChildParameterSource.fromModelParameter("sensor")])
     mapping.addParameterSources("BACKEND", [QgsProcessingModelChildParameterSource.fromStaticValue("torch")])
     out = QgsProcessingModelOutput("landcover", "Land cover")
     out.setChildId("map")
@@ -52,7 +53,8 @@ def build() -> QgsProcessingModelAlgorithm:
     areas.setChildId("areas")
     areas.setDescription("Class areas")
     areas.setPosition(QPointF(600, 120))
-    areas.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("map", "OUTPUT")])
+    areas.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromChildOutput("map",
+                                                                                               "OUTPUT")])
     table = QgsProcessingModelOutput("areas", "Area table")
     table.setChildId("areas")
     table.setChildOutputName("OUTPUT")

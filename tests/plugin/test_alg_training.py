@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from fbp_landcover.engine import synthetic
-from fbp_landcover.engine.checkpoints import read_card
+from fbp_landcover.engine.demo import synthetic
+from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.training.source_memory import memory_path
 from tests.models import TINY_SMP
 from tests.rasters import write_raster
@@ -45,7 +45,8 @@ def test_trainsourcemodel_on_a_tiny_fbp_folder(fbp_provider, models_folder, tmp_
     p = card.provenance
     assert p["task"] == "source training" and p["iterations"] == 2 and p["epochs"] == 1
     assert p["patch"] == 64 and p["batch_size"] == 2 and p["lr"] == 0.01 and p["class_aware_sampling"] is True
-    named = " ".join([*p["train_scenes"], *([p["validation_scenes"]] if isinstance(p["validation_scenes"], str)
+    named = " ".join([*p["train_scenes"], *([p["validation_scenes"]] if isinstance(p["validation_scenes"],
+                                                                                   str)
                                             else p["validation_scenes"])])
     assert all(name in named for name in names)
     assert results["VAL_MIOU"] == pytest.approx(p["val_miou"])
@@ -56,7 +57,8 @@ def test_trainsourcemodel_on_a_tiny_fbp_folder(fbp_provider, models_folder, tmp_
 
 @pytest.mark.slow
 def test_adaptmodel_records_the_adaptation(fbp_provider, models_folder, tiny_model_path, tmp_path):
-    target, _truth = synthetic.write_target_scene(tmp_path / "target.tif", tmp_path / "truth.tif", "planetscope",
+    target, _truth = synthetic.write_target_scene(tmp_path / "target.tif", tmp_path / "truth.tif",
+                                                  "planetscope",
                                                   size=96, seed=3)
     out = tmp_path / "adapted.fbpmodel"
     results = _run("adaptmodel", {
@@ -89,7 +91,8 @@ def map_and_reference(tmp_path):
     ref[0, :] = 0  # 10 unlabelled pixels: not scored
     ref[1, :4] = 13  # 4 pixels of 13 mapped as 2
     ref[2:10, 9] = 2  # 8 pixels of 2 mapped as 13
-    return write_raster(tmp_path / "map.tif", cmap, nodata=0), write_raster(tmp_path / "ref.tif", ref, nodata=0)
+    return write_raster(tmp_path / "map.tif", cmap, nodata=0), write_raster(tmp_path / "ref.tif", ref,
+                                                                            nodata=0)
 
 
 def test_assessaccuracy_against_a_reference_raster(fbp_provider, map_and_reference, tmp_path):
@@ -103,7 +106,8 @@ def test_assessaccuracy_against_a_reference_raster(fbp_provider, map_and_referen
     pe = (49 * 45 + 41 * 45) / 90**2
     assert results["KAPPA"] == pytest.approx((78 / 90 - pe) / (1 - pe))
     assert results["OUTPUT"] == str(out)
-    assert results["CSV"] == str(tmp_path / "report.csv") and results["MARKDOWN"] == str(tmp_path / "report.md")
+    assert results["CSV"] == str(tmp_path / "report.csv")
+    assert results["MARKDOWN"] == str(tmp_path / "report.md")
     report = json.loads(out.read_text())
     assert report["pixels"] == 90 and report["legend"] == "fbp" and report["reference_kind"] == "raster"
     assert report["confusion_matrix"][2][2] == 41 and report["confusion_matrix"][2][13] == 8
@@ -172,6 +176,7 @@ def test_cancel_reaches_the_engine_and_leaves_no_report(fbp_provider, map_and_re
     feedback = QgsProcessingFeedback()
     feedback.cancel()
     with pytest.raises(QgsProcessingException, match="(?i)cancel"):
-        processing.run("fbplandcover:assessaccuracy", {"INPUT": str(map_path), "REFERENCE_RASTER": str(ref_path),
+        processing.run("fbplandcover:assessaccuracy", {"INPUT": str(map_path),
+                                                       "REFERENCE_RASTER": str(ref_path),
                                                        "OUTPUT": str(tmp_path / "r.json")}, feedback=feedback)
     assert not list(tmp_path.glob("r.*"))

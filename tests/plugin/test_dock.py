@@ -1,4 +1,5 @@
-"""The panel: runs fbplandcover:maplandcover as a task, adds styled layers in a group, shows the area table."""
+"""The panel: runs fbplandcover:maplandcover as a task, adds styled layers in a group, shows the area
+table."""
 
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ def _choose(dock, raster: Path, name: str):
 
 def test_dock_shows_detection_device_and_models(dock, naip_crop, haiti_crop):
     _choose(dock, haiti_crop, "haiti")
-    assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, Green")
+    assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, "
+                                                "Green")
     _choose(dock, naip_crop, "naip")  # its bands are tagged Gray, Undefined...: the engine cannot tell
     assert dock.sensor_reason.text().startswith("Not detected: Cannot tell which sensor")
     assert dock.model_combo.currentData() == "tiny"
-    assert dock.model_info.text() == ("Trained on: untrained random weights, made for tests. Its maps are not "
+    assert dock.model_info.text() == ("Trained on: untrained random weights, made for tests. Its maps are "
+                                      "not "
                                       "the land cover of a real place.")
     assert dock.device_label.text().startswith(("CPU", "CUDA"))
     assert not dock.problem_label.isVisible() and dock.run_button.isEnabled()
@@ -143,10 +146,12 @@ def test_missing_engine_shows_the_install_box_in_the_dock(qgis_iface, qgis_new_p
         widget.show()
         box = widget.engine_box
         text = box.problem_label.text()
-        assert text.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch (torch)")
+        assert text.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch "
+                               "(torch)")
         assert "libtorch_cpu.so" in text and "'Install the engine'" in text and "Traceback" not in text
         assert str(tmp_path / "python" / "dependencies" / "fbp_landcover") in text
-        assert box.isVisible() and box.install_button.isEnabled() and box.install_button.text() == "Install the engine"
+        assert box.isVisible() and box.install_button.isEnabled()
+        assert box.install_button.text() == "Install the engine"
         assert not widget.problem_label.isVisible()
         assert not widget.run_button.isEnabled() and not widget.add_model_button.isEnabled()
         assert widget.device_label.text().startswith("none")
@@ -181,4 +186,5 @@ def test_dock_parameters_follow_the_choices(dock, naip_crop, tmp_path):
     dock.output_widget.setFilePath(str(tmp_path / "map"))
     params = dock.parameters(QgsProcessingContext())
     assert params["ADAPT_ITERATIONS"] == 7
-    assert params["OUTPUT"] == str(tmp_path / "map.tif") and params["AREAS"] == str(tmp_path / "map_areas.csv")
+    assert params["OUTPUT"] == str(tmp_path / "map.tif")
+    assert params["AREAS"] == str(tmp_path / "map_areas.csv")

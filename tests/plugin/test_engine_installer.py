@@ -29,9 +29,10 @@ def _listing(root: Path) -> list[str]:
 def test_a_cancelled_install_leaves_nothing(fbp_provider, profile, monkeypatch):
     """Cancelled while pip is getting the first package: pip is stopped, the hidden folder removed."""
     import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
     from fbp_landcover.plugin.installer import install as install_module
     from fbp_landcover.plugin.installer.pip import subprocess_env
-    from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
     # pip sees the system QGIS's packages only (this test runs in the developer's venv, which has the engine)
     system_path = [p for p in sys.path if p.startswith("/usr/lib/python3")]
@@ -117,7 +118,8 @@ def test_the_box_runs_the_algorithm_and_the_panel_turns_usable(qgis_iface, qgis_
         wait_for(lambda: box.run is not None and not box.run.running, timeout=60)
         assert state["settings"].wheel_folder == str(WHEELS) and state["settings"].torch_build == "cpu"
         site = profile / "python" / "dependencies" / "fbp_landcover" / "py3.11"
-        assert box.stage_label.text() == (f"Ready: the engine was installed with QGIS's Python {sys.executable} "
+        assert box.stage_label.text() == (f"Ready: the engine was installed with QGIS's Python "
+                                          f"{sys.executable} "
                                           f"into {site}.")
         assert box.title() == "The engine is installed"
         assert not box.install_button.isVisible() and not box.problem_label.isVisible()

@@ -34,7 +34,8 @@ def assert_fbp_palette(layer):
     assert [c.color.getRgb()[:3] for c in palette] == [c.rgb for c in classes.CLASSES[1:]]
 
 
-def test_maplandcover_outputs_on_real_naip(fbp_provider, tiny_model_path, naip_crop, tmp_path, qgis_new_project):
+def test_maplandcover_outputs_on_real_naip(fbp_provider, tiny_model_path, naip_crop, tmp_path,
+                                           qgis_new_project):
     import processing
     from qgis.core import QgsProcessingContext, QgsProject
 

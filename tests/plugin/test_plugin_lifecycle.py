@@ -13,17 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_classfactory_and_init_processing_import_no_torch(tmp_path):
     code = (
-        "import sys\n"
-        "from qgis.core import QgsApplication\n"
-        "app = QgsApplication([], False); app.initQgis()\n"
-        "import fbp_landcover\n"
-        "plugin = fbp_landcover.classFactory(None)\n"
-        "plugin.initProcessing()\n"
-        "reg = QgsApplication.processingRegistry()\n"
-        "print(sorted(a.name() for a in reg.providerById('fbplandcover').algorithms()))\n"
-        "print('torch' in sys.modules, 'segmentation_models_pytorch' in sys.modules)\n"
-        "plugin.unload()\n"
-        "print(reg.providerById('fbplandcover') is None)\n"
+        "import sys\nfrom qgis.core import QgsApplication\napp = QgsApplication([], False); "
+        "app.initQgis()\nimport fbp_landcover\nplugin = "
+        "fbp_landcover.classFactory(None)\nplugin.initProcessing()\nreg = "
+        "QgsApplication.processingRegistry()\nprint(sorted(a.name() for a "
+        "in reg.providerById('fbplandcover').algorithms()))\nprint('torch' in sys.modules, "
+        "'segmentation_models_pytorch' "
+        "in sys.modules)\nplugin.unload()\nprint(reg.providerById('fbplandcover') is None)\n"
     )
     env = {"QT_QPA_PLATFORM": "offscreen", "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path), "HOME": str(tmp_path),
            "PATH": "/usr/bin:/bin"}
@@ -31,7 +27,8 @@ def test_classfactory_and_init_processing_import_no_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-3] == ("['adaptmodel', 'addmodel', 'assessaccuracy', 'classareas', 'collapseclasses', "
-                         "'diagnostics', 'installengine', 'maplandcover', 'maplandcovermany', 'removeengine', "
+                         "'diagnostics', 'installengine', 'maplandcover', 'maplandcovermany', "
+                         "'removeengine', "
                          "'trainsourcemodel']")
     assert lines[-2] == "False False"
     assert lines[-1] == "True"

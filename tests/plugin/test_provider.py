@@ -25,11 +25,12 @@ def test_provider_registers_every_algorithm_with_help(fbp_provider):
 def test_maplandcover_parameters(fbp_provider):
     from qgis.core import QgsProcessingParameterDefinition
 
-    from fbp_landcover.engine.sensors import PROFILES
+    from fbp_landcover.engine.io.sensors import PROFILES
 
     alg = fbp_provider.algorithm("maplandcover")
     params = {p.name(): p for p in alg.parameterDefinitions()}
-    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "ADAPT_ITERATIONS", "EXTENT", "MASK", "STATS", "STITCH",
+    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "ADAPT_ITERATIONS", "EXTENT",
+                            "MASK", "STATS", "STITCH",
                             "DEVICE", "BACKEND", "OUTPUT", "CONFIDENCE", "AREAS"]
     assert params["SENSOR"].options() == ["auto", *PROFILES, "custom"]
     assert params["SENSOR"].usesStaticStrings() and params["SENSOR"].defaultValue() == "auto"
@@ -74,7 +75,7 @@ def test_plugin_imports_qt_only_through_qgis_pyqt(module):
 @pytest.mark.parametrize("module", sorted(p.name for p in (ROOT / "plugin" / "installer").glob("*.py")))
 def test_the_installer_needs_neither_qgis_nor_torch(module):
     """It must work exactly when the engine's packages are missing, and outside QGIS: it imports the
-    standard library, itself and the engine's light progress helper only."""
+    standard library, itself, and the engine's progress helper and atomic moves (standard library only)."""
     import ast
     import sys
 
@@ -87,5 +88,5 @@ def test_the_installer_needs_neither_qgis_nor_torch(module):
             imported.add("." * node.level + (node.module or ""))
     allowed = {name for name in imported if name.split(".")[0] in sys.stdlib_module_names}
     allowed |= {name for name in imported if name.startswith(".") and not name.startswith("..")}
-    allowed |= {"...engine.progress"} & imported
+    allowed |= {"...engine.progress", "...engine.io.atomic"} & imported
     assert imported - allowed == set()

@@ -116,7 +116,8 @@ def test_diagnostics_text(fbp_provider, models_folder, tmp_path):
 
     for line in (f"QGIS: {Qgis.version()}", f"Python: {sys.version.split()[0]}", f"GDAL: {gdal.__version__}",
                  f"torch: {torch.__version__}", "CUDA available: ", "Device in use: ",
-                 f"Engine version: {__version__}", f"Model folder: {models_folder}", "Registered models: none"):
+                 f"Engine version: {__version__}", f"Model folder: {models_folder}",
+                 "Registered models: none"):
         assert line in text, line
     assert Path(res["OUTPUT"]).read_text().strip() == text
 
@@ -143,14 +144,16 @@ def test_missing_engine_is_one_sentence_in_algorithms(fbp_provider, engine_missi
     from fbp_landcover.plugin.engine_check import engine_problem
 
     sentence = engine_problem()
-    assert sentence.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch (torch) "
+    assert sentence.startswith("The FBP Land Cover engine is not installed for this QGIS yet: PyTorch "
+                               "(torch) "
                                "cannot be loaded by QGIS's Python")
     assert "fbplandcover:installengine" in sentence and "No module named 'torch'" in sentence
     assert "\n" not in sentence
     alg = fbp_provider.algorithm("maplandcover")
     assert alg.canExecute() == (False, sentence)
     with pytest.raises(QgsProcessingException) as info:
-        processing.run("fbplandcover:maplandcover", {"INPUT": str(naip_crop), "OUTPUT": str(tmp_path / "x.tif")})
+        processing.run("fbplandcover:maplandcover", {"INPUT": str(naip_crop),
+                                                     "OUTPUT": str(tmp_path / "x.tif")})
     assert sentence in str(info.value) and "Traceback" not in str(info.value)
     diag = processing.run("fbplandcover:diagnostics", {})["TEXT"]
     assert f"Engine: NOT USABLE: {sentence}" in diag

@@ -1,0 +1,92 @@
+"""The ``fbp-landcover`` command line.
+
+Exit codes: 0 success, 1 a problem with the input or settings (one sentence on stderr),
+2 wrong usage, 3 an unexpected internal error (``--debug`` shows the traceback), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from .. import SOFTWARE
+from ..errors import CancelledError, FbpError
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
+
+
+class TqdmProgress:
+    """A progress callback drawing a tqdm bar with the stage text and an estimate."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.bar = None
+        self.quiet = quiet
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=1000, unit="‰", dynamic_ncols=True, file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self.bar.set_description_str(message.split(" (about")[0][:48], refresh=False)
+        self.bar.update(max(0, int(fraction * 1000) - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fbp-landcover", description="Map 24 Five-Billion-Pixels land-cover "
+                                                                  "classes from a satellite image, "
+                                                                  "and adapt the model to it without labels.")
+    p.add_argument("--version", action="version", version=SOFTWARE)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    from . import many, training
+    from . import map as map_commands
+
+    map_commands.add_commands(sub)
+    many.add_commands(sub)
+    training.add_commands(sub)
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    progress = TqdmProgress(quiet=args.quiet)
+    try:
+        return args.func(args, progress)
+    except CancelledError as exc:
+        progress.close()
+        print(f"fbp-landcover: {exc}", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        progress.close()
+        print("fbp-landcover: cancelled (Ctrl-C); no output was written.", file=sys.stderr)
+        return EXIT_CANCELLED
+    except FbpError as exc:
+        progress.close()
+        if args.debug:
+            traceback.print_exc()
+        print(f"fbp-landcover: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except Exception as exc:  # the last line of defence: one sentence, not a traceback
+        progress.close()
+        if args.debug:
+            traceback.print_exc()
+        print(f"fbp-landcover: internal error ({type(exc).__name__}: {exc}); "
+              "run again with --debug and report the traceback.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

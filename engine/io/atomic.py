@@ -1,0 +1,181 @@
+"""The one way the project writes a file: it appears under its name only when it is complete.
+
+Every file is first written to a temporary file beside its target, in the same folder (so the final rename
+never crosses file systems), made with ``tempfile.mkstemp`` (never a name that is unlinked and reused) under
+a hidden name that is ours and tied to its target: ``.<target name>.<random>.partial<target suffix>``, e.g.
+``.landcover.tif.k2j4x8.partial.tif`` (the target's suffix stays last, for libraries that choose a format
+by it). It is flushed to disk (fsync) and renamed over the target (``os.replace``, atomic on POSIX and
+Windows), then the folder is flushed. GDAL keeps sidecars beside a raster (``.aux.xml`` with category names
+and statistics, ``.ovr`` overviews): they travel with it, and a stale sidecar of the file being replaced is
+removed. The outputs of one run form an ``AtomicFiles`` set: every file is flushed before the first rename,
+and all are discarded when anything failed or was cancelled. ``partials_of(target)`` finds what a killed
+run left of a target. ``check_destination`` refuses an output before any work starts. ``move_folder``
+is the same idea for a whole folder built beside its final place (the plugin's engine installer).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import FbpError
+
+PARTIAL = ".partial"
+SIDECARS = (".aux.xml", ".ovr")
+FILE_MODE = 0o644  # mkstemp makes 0600; a finished output is an ordinary file
+
+
+def partial_path(target: str | os.PathLike) -> Path:
+    """A new, empty temporary file beside ``target`` (``.NAME.<random>.partial<suffix>``), created
+    exclusively."""
+    target = Path(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL + target.suffix, dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def partials_of(target: str | os.PathLike) -> list[Path]:
+    """The temporary files (and their sidecars) a run that was killed left beside ``target``."""
+    target = Path(target)
+    pattern = f".{glob.escape(target.name)}.*{PARTIAL}{glob.escape(target.suffix)}*"
+    return sorted(target.parent.glob(pattern))
+
+
+def sidecars(path: str | os.PathLike) -> list[Path]:
+    """The GDAL sidecar files of ``path`` (they may not exist)."""
+    return [Path(str(path) + ext) for ext in SIDECARS]
+
+
+def _fsync(path: Path, folder: bool = False) -> None:
+    """Flush a file (or a folder's entries) to disk. Windows cannot open a folder for this; it is skipped."""
+    if folder and os.name == "nt":
+        return
+    mode = os.O_RDWR if os.name == "nt" and not folder else os.O_RDONLY
+    fd = os.open(path, mode | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicFiles:
+    """Temporary files that replace their targets together on ``commit``, or are all removed on ``discard``.
+
+    As a context manager: committed when the block succeeds, discarded when it raises (Ctrl-C included).
+    ``closing(handle)`` registers something still writing into a temporary file (a GDAL writer): it is closed
+    before a discard removes the files.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._handles: list = []
+
+    def closing(self, handle):
+        """Register ``handle`` (with a ``close()``) to be closed before a discard; returns it."""
+        self._handles.append(handle)
+        return handle
+
+    def temp_for(self, target: str | os.PathLike) -> Path:
+        """The temporary file to write instead of ``target`` (it exists, empty)."""
+        target = Path(target)
+        tmp = partial_path(target)
+        self._pending.append((tmp, target))
+        return tmp
+
+    def write_text(self, target: str | os.PathLike, text: str) -> None:
+        self.temp_for(target).write_text(text, encoding="utf-8")
+
+    def commit(self) -> None:
+        """Flush every temporary file, then rename each over its target (sidecars first, the file last)."""
+        for tmp, _target in self._pending:
+            for path in [*(s for s in sidecars(tmp) if s.exists()), tmp]:
+                _fsync(path)
+        folders = set()
+        for tmp, target in self._pending:
+            for side_tmp, side_target in zip(sidecars(tmp), sidecars(target), strict=True):
+                if side_tmp.exists():
+                    os.replace(side_tmp, side_target)
+                elif side_target.exists():
+                    side_target.unlink()  # a stale sidecar of a replaced raster would mislead GDAL
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, target)  # the file itself last: it appears only when complete
+            folders.add(target.parent)
+        self._pending.clear()
+        self._handles.clear()
+        for folder in folders:
+            _fsync(folder, folder=True)
+
+    def discard(self) -> None:
+        """Close what still writes into them, then remove every temporary file and its sidecars; the targets
+        are left as they were."""
+        for handle in self._handles:
+            handle.close()
+        self._handles.clear()
+        for tmp, _target in self._pending:
+            for path in [tmp, *sidecars(tmp)]:
+                path.unlink(missing_ok=True)
+        self._pending.clear()
+
+    def __enter__(self) -> AtomicFiles:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield the temporary path to write instead of ``target``; it replaces ``target`` when the block succeeds
+    and is removed when it fails or is interrupted."""
+    with AtomicFiles() as files:
+        yield files.temp_for(target)
+
+
+def write_text_atomic(target: str | os.PathLike, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def check_destination(path: str | os.PathLike, overwrite: bool, what: str = "output", *,
+                      make_folder: bool = False) -> Path:
+    """Refuse an existing file (unless overwrite) or a folder that cannot be written, before any work.
+
+    A missing folder is refused, or created with ``make_folder``. Returns the absolute path."""
+    path = Path(path).expanduser().absolute()
+    if path.exists() and not overwrite:
+        raise FbpError(
+            f"The {what} {path} already exists; choose another name or ask to overwrite it (--overwrite)."
+        )
+    if path.is_dir():
+        raise FbpError(f"The {what} {path} is a folder; give a file name such as {path / 'landcover.tif'}.")
+    folder = path.parent
+    if make_folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        raise FbpError(f"The folder for the {what}, {folder}, does not exist; "
+                       "create it or choose another path.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fbp-write-test-"):
+            pass
+    except OSError as exc:
+        raise FbpError(
+            f"Cannot write the {what} into {folder} ({exc.strerror}); choose a folder you can write to."
+        ) from exc
+    return path
+
+
+def move_folder(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename a complete folder to ``dst`` (which must not exist) in one step, on the same disk: a reader sees
+    the old state or the new one, never a half-copied folder. Raises OSError when the folder is in use
+    (Windows keeps loaded DLLs locked); the caller decides what to do then."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        raise FileExistsError(f"{dst} exists")
+    os.rename(src, dst)

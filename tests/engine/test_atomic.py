@@ -1,0 +1,87 @@
+"""The one atomic-write mechanism (engine.io.atomic): hidden partial names tied to their target, a set of
+outputs committed together with their GDAL sidecars, and nothing left behind by a failure."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fbp_landcover.engine.errors import FbpError
+from fbp_landcover.engine.io.atomic import (
+    AtomicFiles,
+    atomic_path,
+    check_destination,
+    partial_path,
+    partials_of,
+    write_text_atomic,
+)
+
+
+def test_partial_names_are_hidden_tied_to_their_target_and_never_reused(tmp_path):
+    target = tmp_path / "landcover.tif"
+    a, b = partial_path(target), partial_path(target)
+    assert a != b and a.is_file() and b.is_file()  # made by mkstemp: each one exists, each one is new
+    for p in (a, b):
+        assert p.parent == tmp_path
+        assert p.name.startswith(".landcover.tif.") and p.name.endswith(".partial.tif")
+    assert partials_of(target) == sorted([a, b])
+    assert partials_of(tmp_path / "landcover.qml") == []  # another target of the same stem is not confused
+
+
+def test_a_set_is_committed_together_with_its_sidecars(tmp_path):
+    old = tmp_path / "map.tif"
+    old.write_text("old")
+    (tmp_path / "map.tif.ovr").write_text("stale overviews of the old map")
+    with AtomicFiles() as files:
+        tmp = files.temp_for(old)
+        tmp.write_text("new")
+        (tmp.parent / (tmp.name + ".aux.xml")).write_text("<PAMDataset/>")
+        files.write_text(tmp_path / "map.qml", "<qgis/>")
+        assert old.read_text() == "old" and not (tmp_path / "map.qml").exists()  # nothing shows before commit
+    assert old.read_text() == "new" and (tmp_path / "map.qml").read_text() == "<qgis/>"
+    assert (tmp_path / "map.tif.aux.xml").read_text() == "<PAMDataset/>"
+    assert not (tmp_path / "map.tif.ovr").exists()
+    assert oct(os.stat(old).st_mode & 0o777) == oct(0o644)
+    assert partials_of(old) == [] and partials_of(tmp_path / "map.qml") == []
+
+
+def test_a_failure_leaves_the_old_files_and_no_partial(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt), AtomicFiles() as files:
+        files.write_text(target, "half")
+        files.write_text(tmp_path / "report.csv", "half")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old" and not (tmp_path / "report.csv").exists()
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk trouble")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    write_text_atomic(target, "new")
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_check_destination(tmp_path):
+    (tmp_path / "exists.tif").write_text("x")
+    with pytest.raises(FbpError, match="already exists"):
+        check_destination(tmp_path / "exists.tif", False)
+    assert check_destination(tmp_path / "exists.tif", True) == tmp_path / "exists.tif"
+    with pytest.raises(FbpError, match="does not exist; create it"):
+        check_destination(tmp_path / "missing" / "m.tif", False)
+    assert check_destination(tmp_path / "made" / "m.tif", False, make_folder=True).parent.is_dir()
+
+
+def test_a_discard_first_closes_what_still_writes(tmp_path):
+    closed = []
+
+    class Writer:
+        def close(self):
+            closed.append(True)
+
+    with pytest.raises(ValueError), AtomicFiles() as files:
+        files.closing(Writer())
+        files.write_text(tmp_path / "x.tif", "half")
+        raise ValueError
+    assert closed == [True] and list(tmp_path.iterdir()) == []
