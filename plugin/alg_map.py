@@ -3,6 +3,8 @@ areas)."""
 
 from __future__ import annotations
 
+import json
+
 from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterExtent,
@@ -63,7 +65,8 @@ class MapLandCover(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             "AREAS", tr("Area table"), fileFilter="CSV files (*.csv)", optional=True, createByDefault=False))
         for key, text in (("SENSOR_USED", "Sensor used"), ("DEVICE_USED", "Device used"),
-                          ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)")):
+                          ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)"),
+                          ("ADAPTATION", "Adaptation that ran (JSON; empty: none)")):
             self.addOutput(QgsProcessingOutputString(key, tr(text)))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -109,6 +112,10 @@ class MapLandCover(FbpAlgorithm):
         result = self.run_engine(map_landcover, request, bridge.progress, bridge.is_cancelled)
         feedback.pushInfo(f"Sensor: {result.sensor} — {result.sensor_reason}")
         feedback.pushInfo(f"Device: {result.device} ({result.backend}) — {result.device_reason}")
+        if result.adaptation:
+            from ..engine.training.adapt import describe
+
+            feedback.pushInfo(f"Adaptation: {describe(result.adaptation)}")
         feedback.pushInfo(f"Mapped {result.width}×{result.height} pixels in {result.seconds:.1f} s.")
         styling.attach(context, output, styling.style_classes, f"{self._input_name} land cover")
         if confidence:
@@ -117,4 +124,5 @@ class MapLandCover(FbpAlgorithm):
             "OUTPUT": result.output, "CONFIDENCE": result.confidence, "AREAS": result.areas_csv,
             "AREAS_JSON": result.areas_json, "SENSOR_USED": result.sensor, "DEVICE_USED": result.device,
             "BACKEND_USED": result.backend,
+            "ADAPTATION": json.dumps(result.adaptation, default=str) if result.adaptation else "",
         }

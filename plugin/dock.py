@@ -65,6 +65,7 @@ class LandCoverDock(QDockWidget):
     """The panel. ``run_clicked`` starts (or, while running, cancels) the mapping task."""
 
     finished = pyqtSignal(bool)  # emitted on the main thread when a run ended (True = layers added)
+    model_added = pyqtSignal(str)  # a model was added to the folder (its registered name)
 
     def __init__(self, iface, parent=None) -> None:
         super().__init__("FBP Land Cover", parent)
@@ -78,6 +79,7 @@ class LandCoverDock(QDockWidget):
         self.result_layers: list[QgsRasterLayer] = []
         self._started = 0.0
         self._engine_checked = False
+        self._add_run = None
         self._build()
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self._layer_changed(self.layer_combo.currentLayer())
@@ -142,8 +144,17 @@ class LandCoverDock(QDockWidget):
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.add_model_button = QToolButton()
         self.add_model_button.setText("Add model…")
+        self.add_model_button.setToolTip("Add a model file (.fbpmodel, or the authors' unet_<city>.pth.tar) "
+                                         "to "
+                                         "the model folder; its fast CPU form is prepared at once")
         self.add_model_button.clicked.connect(self.add_model_dialog)
+        self.get_models_button = QToolButton()
+        self.get_models_button.setText("Get models…")
+        self.get_models_button.setToolTip("The authors' five published DPA checkpoints and where to download "
+                                          "them")
+        self.get_models_button.clicked.connect(self.get_models_dialog)
         model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.get_models_button)
         model_row.addWidget(self.add_model_button)
         form.addRow("Model", model_row)
         self.model_info = QLabel()
@@ -283,19 +294,45 @@ class LandCoverDock(QDockWidget):
         if path:
             self.add_model(path)
 
-    def add_model(self, path: str) -> str | None:
-        """Register a model file; returns its name, or None after showing why not."""
-        from ..engine.errors import FbpError
-        from .models_folder import add_model
+    def get_models_dialog(self) -> None:
+        from .get_models_dialog import GetModelsDialog
 
-        try:
-            entry = add_model(path)
-        except FbpError as exc:
-            self.stage_label.setText(str(exc))
-            return None
-        self.refresh_models(select=entry.name)
-        self.stage_label.setText(f"Added model {entry.name}.")
-        return entry.name
+        self._get_models = GetModelsDialog(self)
+        self._get_models.model_file_chosen.connect(self.add_model)
+        self._get_models.show()
+
+    def add_model(self, path: str) -> bool:
+        """Add a model file with fbplandcover:addmodel as a task (import, its source memory, its ONNX form);
+        ``model_added(name)`` when it is in the list. False when it could not start."""
+        from .tasks import AlgorithmRun
+
+        if self._add_run is not None and self._add_run.running:
+            self.stage_label.setText("A model is being added already; wait for it to finish.")
+            return False
+        self._add_run = AlgorithmRun("fbplandcover:addmodel", {"INPUT": path}, self)
+        self._add_run.progress.connect(lambda v: self.progress_bar.setValue(int(v)))
+        self._add_run.text.connect(self.stage_label.setText)
+        self._add_run.finished.connect(self._model_added)
+        problem = self._add_run.start()
+        if problem:
+            self.stage_label.setText(problem)
+            return False
+        self.add_model_button.setEnabled(False)
+        self.stage_label.setText(f"Adding {Path(path).name}…")
+        return True
+
+    def _model_added(self, ok: bool, results: dict) -> None:
+        self.add_model_button.setEnabled(True)
+        if not ok:
+            self.progress_bar.setValue(0)
+            self.stage_label.setText(self._add_run.error_text("The model could not be added."))
+            return
+        self.progress_bar.setValue(100)
+        name = results.get("NAME", "")
+        self.refresh_models(select=name)
+        extra = "with its source memory" if results.get("MEMORY") else "without a source memory"
+        self.stage_label.setText(f"Added model {name} ({extra}; fast CPU form: {results.get('CPU_FORM')}).")
+        self.model_added.emit(name)
 
     def _layer_changed(self, layer) -> None:
         self.sensor_reason.setText("")

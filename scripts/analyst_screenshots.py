@@ -90,9 +90,16 @@ def installed(ok):
 
 def first_map():
     dock = plugins["fbp_landcover"].dock
-    name = dock.add_model(os.environ["FBP_SHOT_MODEL"])
-    if name is None:
+    TIMES["add"] = time.monotonic()
+    dock.model_added.connect(model_added)
+    if not dock.add_model(os.environ["FBP_SHOT_MODEL"]):  # Add model…: copied, its ONNX form prepared
         fail(dock.stage_label.text())
+
+
+def model_added(name):
+    dock = plugins["fbp_landcover"].dock
+    TIMES["added"] = time.monotonic()
+    log(f"model added: {dock.stage_label.text()}")
     dock.model_combo.setCurrentIndex(dock.model_combo.findData(name))
     dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData("rgbn"))
     dock.finished.connect(mapped)
@@ -117,11 +124,14 @@ def finish():
     shot("3_first_map.png")
     zip_s = TIMES["zip_done"] - TIMES["zip"]
     install_s = TIMES["installed"] - TIMES["install"]
+    add_s = TIMES["added"] - TIMES["add"]
     map_s = TIMES["mapped"] - TIMES["map"]
+    whole = zip_s + install_s + add_s + map_s
     lines = [f"install from ZIP: {zip_s:.1f} s",
              f"Install the engine (wheel folder, pip in QGIS's Python): {install_s:.1f} s",
-             f"first map (model added, ONNX export, 934x723 px): {map_s:.1f} s",
-             f"whole path, ZIP to first map, no pauses for screenshots: {zip_s + install_s + map_s:.1f} s"]
+             f"Add model (copy, its ONNX form prepared): {add_s:.1f} s",
+             f"first map (934x723 px): {map_s:.1f} s",
+             f"whole path, ZIP to first map, no pauses for screenshots: {whole:.1f} s"]
     with open(os.path.join(OUT, "timings.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     for line in lines:

@@ -45,8 +45,17 @@ def start():
     plugin.map_action.setChecked(True)  # shows the panel (checks the engine, fills models and device)
     dock = plugin.dock
     name = os.path.basename(MODEL).split(".")[0]
-    if dock.model_combo.findData(name) < 0 and dock.add_model(MODEL) is None:
-        fail(f"cannot add the model {MODEL}: {dock.stage_label.text()}")
+    if dock.model_combo.findData(name) < 0:
+        dock.model_added.connect(lambda _name: choose(dock, layer, name))
+        if not dock.add_model(MODEL):
+            fail(f"cannot add the model {MODEL}: {dock.stage_label.text()}")
+        return
+    choose(dock, layer, name)
+
+
+def choose(dock, layer, name):
+    if dock.model_combo.findData(name) < 0:
+        fail(f"the model {name} was not added: {dock.stage_label.text()}")
     dock.model_combo.setCurrentIndex(dock.model_combo.findData(name))
     dock.layer_combo.setLayer(layer)
     dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData(SENSOR))

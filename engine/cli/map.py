@@ -42,6 +42,10 @@ def cmd_map(args, progress) -> int:
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")
     print(f"  sensor {res.sensor}: {res.sensor_reason}")
     print(f"  model run by {res.backend} on {res.device} ({res.device_reason})")
+    if res.adaptation:
+        from ..training.adapt import describe
+
+        print(f"  adaptation: {describe(res.adaptation)}")
     for label, path in [("style", res.qml), ("confidence", res.confidence), ("areas", res.areas_csv),
                         ("areas (JSON)", res.areas_json), ("quicklook", res.quicklook)]:
         if path:
@@ -93,8 +97,16 @@ def cmd_models(args, progress) -> int:
             print(f"{name}\t{card.architecture}{'/' + card.encoder if card.encoder else ''}\t"
                   f"sensor={card.sensor or '-'}\t{path}")
     elif args.models_cmd == "import":
+        from ..inference.onnx_cache import PREPARE_MESSAGE, prepare
+        from ..models.card import MEMORY_SUFFIX, companion
+
         path = registry.add_model(args.file, folder, name=args.name, overwrite=args.overwrite)
-        print(f"Imported {args.file} as {path}")
+        memory = companion(path, MEMORY_SUFFIX)
+        print(f"Imported {args.file} as {path}"
+              + (f" with its source memory {memory.name}" if memory.is_file() else " (no source memory)"))
+        if not args.no_prepare:
+            print(f"{PREPARE_MESSAGE}…", flush=True)
+            print(f"  fast CPU form: {prepare(path)[1]}")
     elif args.models_cmd == "info":
         from ..models.loading import load_model
 
@@ -156,6 +168,8 @@ def add_commands(sub) -> None:
     imp.add_argument("file")
     imp.add_argument("--name")
     imp.add_argument("--overwrite", action="store_true")
+    imp.add_argument("--no-prepare", action="store_true",
+                     help="do not export the fast CPU (ONNX) form now (the first map then does it)")
     msub.add_parser("list", help="list registered models")
     inf = msub.add_parser("info", help="a model's metadata")
     inf.add_argument("model")

@@ -115,3 +115,25 @@ def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> 
             verbose=False,
         )
         program.save(str(path), external_data=False)
+
+
+PREPARE_MESSAGE = ("Preparing the model's fast CPU form (an ONNX export, once per model: typically 10-60 s, "
+                   "its length cannot be estimated)")
+
+
+def prepare(model_path: str | os.PathLike) -> tuple[Path | None, str]:
+    """Export a registered model's ONNX form now, so that its first map is as fast as the next one.
+
+    Returns (the ONNX file or None, what happened in words). Never raises for an export that fails: the
+    model then runs with torch, as mapping would have decided anyway."""
+    from ..models import devices
+    from ..models.loading import load_model
+
+    if devices.cuda_device_name():
+        return None, "not needed: a CUDA GPU runs the model with torch"
+    model, card, path = load_model(str(model_path))
+    try:
+        onnx = onnx_model_path(model, card, path)
+    except Exception as exc:  # the reason is said; mapping falls back to torch the same way
+        return None, f"not prepared ({type(exc).__name__}: {str(exc)[:160]}); maps will run with torch"
+    return onnx, f"ready: {onnx.name}"

@@ -55,6 +55,9 @@ class MapResult:
     width: int = 0
     height: int = 0
     seconds: float = 0.0
+    # what quick adaptation did (None: none was asked): method, iterations, final_pseudo_label_share,
+    # source_used, … as the adapted card's provenance records it
+    adaptation: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             sensor=profile.name, sensor_reason=reason, stats=stats, backend=backend.name,
             device=backend.device, device_reason=backend.reason, areas=rows,
             width=inp.width, height=inp.height, seconds=time.monotonic() - t0,
+            adaptation=card.provenance.get("quick_adaptation") if req.adapt else None,
         )
 
 

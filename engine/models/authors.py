@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,38 @@ CITY_SENSORS = {
     "chengdu": "planetscope",
     "shanghai": "planetscope",
 }
+# Where the authors publish them: their reference code's README links the checkpoints ("model_DPA"); they
+# are downloaded by the user in a browser, never by this software.
+AUTHORS_MODELS_PAGE = "https://github.com/x-ytong/DPA#prediction"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One of the authors' published checkpoints, as the 'Get models' list shows it."""
+
+    city: str
+    sensor: str  # our profile name
+    sensor_title: str
+    pixel_size: str  # the sensor's pixel size and the size the model maps at
+    file_name: str
+
+    @property
+    def city_title(self) -> str:
+        return self.city.capitalize()
+
+
+def authors_catalog() -> list[CatalogEntry]:
+    """The five published checkpoints, from the facts above and the sensor profiles."""
+    from ..io.sensors import PROFILES
+
+    out = []
+    for city, sensor in CITY_SENSORS.items():
+        profile = PROFILES[sensor]
+        size = f"{profile.gsd:g} m"
+        if profile.working_gsd and profile.working_gsd != profile.gsd:
+            size += f" (mapped at {profile.working_gsd:g} m)"
+        out.append(CatalogEntry(city, sensor, profile.title.split(" (")[0], size, f"unet_{city}.pth.tar"))
+    return out
 
 
 def _numpy_safe_globals() -> list[Any]:

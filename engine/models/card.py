@@ -125,6 +125,12 @@ def model_stem(path: str | os.PathLike) -> str:
     return Path(name).stem or name
 
 
+# The source memory kept beside a model (a class-stratified sample of its source patches, which the Siamese
+# adaptation needs); it belongs to the model and travels with it wherever the model is copied.
+MEMORY_SUFFIX = ".memory.npz"
+COMPANIONS = (MEMORY_SUFFIX,)
+
+
 def companion(path: str | os.PathLike, suffix: str) -> Path:
     """A file kept beside a model file: ``model.fbpmodel`` + ".memory.npz" -> ``model.memory.npz``."""
     path = Path(path)

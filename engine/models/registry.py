@@ -1,4 +1,5 @@
-"""The models folder: list the models in it, add one (importing the authors' files), resolve a name.
+"""The models folder: list the models in it, add one (importing the authors' files; a model's companions,
+such as its source memory, come with it), resolve a name.
 
 Default folder: ``$FBP_LANDCOVER_MODELS``, else ``~/.local/share/fbp_landcover/models``; the plugin
 passes a folder inside the QGIS profile. A registered model is ``<folder>/<name>.fbpmodel``.
@@ -12,9 +13,9 @@ import shutil
 from pathlib import Path
 
 from ..errors import FbpError
-from ..io.atomic import atomic_path
+from ..io.atomic import AtomicFiles
 from .authors import import_authors_checkpoint
-from .card import EXTENSION, ModelCard, model_stem
+from .card import COMPANIONS, EXTENSION, ModelCard, companion, model_stem
 from .fbpmodel import read_card, sniff
 
 ENV_VAR = "FBP_LANDCOVER_MODELS"
@@ -79,12 +80,25 @@ def add_model(
     kind = sniff(src)
     if kind in ("torch-zip", "torch-pickle"):
         import_authors_checkpoint(src, dst)
-    else:
+        _drop_companions(dst)  # an imported authors' file has none; an old model's would mislead
+    elif src.resolve() != dst.resolve():
         read_card(src)  # raises a clear FbpError for anything that is not one of our models
-        if src.resolve() != dst.resolve():
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
+        with AtomicFiles() as files:  # the model and what belongs to it (its source memory) appear together
+            shutil.copyfile(src, files.temp_for(dst))
+            for suffix in COMPANIONS:
+                if companion(src, suffix).is_file():
+                    shutil.copyfile(companion(src, suffix), files.temp_for(companion(dst, suffix)))
+        _drop_companions(dst, keep=[s for s in COMPANIONS if companion(src, s).is_file()])
+    else:
+        read_card(src)
     return dst
+
+
+def _drop_companions(model: Path, keep: list[str] | tuple[str, ...] = ()) -> None:
+    """Remove companions of a replaced model that the new one does not bring (they belonged to the old)."""
+    for suffix in COMPANIONS:
+        if suffix not in keep:
+            companion(model, suffix).unlink(missing_ok=True)
 
 
 def resolve(spec: str | os.PathLike, folder: str | os.PathLike | None = None) -> Path:

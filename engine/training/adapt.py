@@ -432,5 +432,18 @@ def quick_adapt_for_mapping(model, card: ModelCard, inp, stats, opts: AdaptOptio
     return model, ModelCard(**{**card.to_dict(), "stats": card.stats, "provenance": provenance})
 
 
+def describe(info: dict | None) -> str:
+    """What an adaptation did, in words, from what it recorded (its provenance entry): for the command line,
+    the Processing log and the panel."""
+    if not info:
+        return "no adaptation"
+    share = float(info.get("final_pseudo_label_share", 0.0) or 0.0)
+    words = (f"{info.get('method', '?')}, {info.get('iterations', 0)} iteration(s), final pseudo-label share "
+             f"{share:.1%}")
+    if info.get("source_used"):
+        words += f"; source data: {info['source_used']}"
+    return words
+
+
 def _floor32(v: int) -> int:
     return max(32, v // 32 * 32)

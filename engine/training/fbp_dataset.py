@@ -29,6 +29,9 @@ IMAGE16_DIR = "Image_16bit_BGRNir"
 LABEL_DIR = "Annotation__index"
 LABEL_SUFFIX = "_24label.png"
 IMAGE_KINDS = ("8bit", "16bit")  # the 8-bit NIR,R,G,B files or the 16-bit B,G,R,NIR ones
+# A root whose scenes this project generated (engine/demo/synthetic) holds this file saying so; a model
+# trained on it then says "generated data" wherever its provenance is shown, never "Five-Billion-Pixels".
+GENERATED_MARK = "GENERATED_BY_FBP_LANDCOVER.txt"
 SCALE16 = 1023.0  # Gaofen-2 PMS 16-bit files hold 10-bit DN
 
 
@@ -172,6 +175,12 @@ def open_fbp(root: str | Path, image: str = "8bit", label_cache: str | Path | No
 def is_fbp_root(path: str | Path) -> bool:
     """True when ``path`` looks like an FBP root (has the index-label folder)."""
     return (Path(path) / LABEL_DIR).is_dir()
+
+
+def generated_note(root: str | Path) -> str | None:
+    """What the generated-data mark of an FBP-layout root says, or None for real data."""
+    mark = Path(root) / GENERATED_MARK
+    return mark.read_text(encoding="utf-8").strip() if mark.is_file() else None
 
 
 def _cached_label(png: Path, cache: Path) -> str:

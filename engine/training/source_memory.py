@@ -21,11 +21,9 @@ from ..classes import NUM_OUTPUTS
 from ..errors import FbpError
 from ..io.atomic import atomic_path
 from ..io.normalize import normalize
-from ..models.card import companion
+from ..models.card import MEMORY_SUFFIX, companion
 from .augment import augment
 from .sampler import PatchSampler, Region
-
-MEMORY_SUFFIX = ".memory.npz"
 
 
 def memory_path(checkpoint: str | os.PathLike) -> Path:

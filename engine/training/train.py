@@ -114,10 +114,15 @@ def open_labelled_source(source, *, image: str = "8bit", sensor: str = "auto", c
 
 def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
     """(sensor name, gsd, description) of the training scenes."""
-    from .fbp_dataset import FbpScene
+    from .fbp_dataset import FbpScene, generated_note
 
     if all(isinstance(s, FbpScene) for s in scenes):
         sensor = "fbp8bit" if image == "8bit" else "gaofen2"
+        notes = {generated_note(s.files.label.parent.parent) for s in scenes} - {None}
+        if notes:  # the demo's generated scenes: never called Five-Billion-Pixels data
+            said = "; ".join(sorted(notes))
+            return sensor, 4.0, (f"generated data in the Five-Billion-Pixels layout, not real imagery "
+                                 f"({said}; {image} images)")
         return sensor, 4.0, f"Five-Billion-Pixels layout ({image} images)"
     profiles = {getattr(getattr(s, "profile", None), "name", None) for s in scenes}
     gsds = {round(float(getattr(getattr(s, "inp", None), "gsd", 0.0) or 0.0), 3) for s in scenes}

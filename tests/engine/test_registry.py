@@ -100,3 +100,35 @@ def test_models_folder_from_environment(tmp_path, monkeypatch):
     assert registry.resolve("e") == path
     assert [n for n, _c, _p in registry.list_models()] == ["e"]
     assert isinstance(path, Path)
+
+
+def test_add_carries_the_source_memory_and_drops_a_stale_one(tmp_path):
+    folder = tmp_path / "models"
+    src = tiny_checkpoint(tmp_path / "src" / "tiny.fbpmodel")
+    memory = src.with_name("tiny.memory.npz")
+    memory.write_bytes(b"source patches")  # its content is the trainer's business; it must travel as is
+    path = registry.add_model(src, folder)
+    assert (folder / "tiny.memory.npz").read_bytes() == b"source patches"
+    assert sorted(p.name for p in folder.iterdir()) == ["tiny.fbpmodel", "tiny.memory.npz"]  # no partials
+    other = tiny_checkpoint(tmp_path / "other" / "tiny.fbpmodel", seed=3)  # a model without a memory
+    registry.add_model(other, folder, overwrite=True)
+    assert file_sha256(path) == file_sha256(other)
+    assert not (folder / "tiny.memory.npz").exists()  # the old model's memory would pair with the new one
+    state = build_model(ModelCard(name="u")).state_dict()
+    registry.add_model(src, folder, name="unet_wuhan")
+    assert (folder / "unet_wuhan.memory.npz").exists()
+    registry.add_model(authors_checkpoint(tmp_path / "unet_wuhan.pth.tar", state), folder, overwrite=True)
+    assert not (folder / "unet_wuhan.memory.npz").exists()
+
+
+def test_the_authors_catalog_lists_the_five_published_checkpoints():
+    from fbp_landcover.engine.models.authors import AUTHORS_MODELS_PAGE, CITY_SENSORS, authors_catalog
+
+    rows = [(e.city_title, e.sensor, e.pixel_size, e.file_name) for e in authors_catalog()]
+    assert rows == [("Beijing", "sentinel2", "10 m", "unet_beijing.pth.tar"),
+                    ("Guangzhou", "sentinel2", "10 m", "unet_guangzhou.pth.tar"),
+                    ("Wuhan", "gaofen1", "8 m", "unet_wuhan.pth.tar"),
+                    ("Chengdu", "planetscope", "3 m (mapped at 4 m)", "unet_chengdu.pth.tar"),
+                    ("Shanghai", "planetscope", "3 m (mapped at 4 m)", "unet_shanghai.pth.tar")]
+    assert [e.city for e in authors_catalog()] == list(CITY_SENSORS)
+    assert AUTHORS_MODELS_PAGE.startswith("https://github.com/x-ytong/DPA")

@@ -22,7 +22,11 @@ def dock(qgis_iface, qgis_new_project, fbp_provider, models_folder, tiny_model_p
 
     widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
     widget.show()  # checks the engine, fills the models and the device line
-    assert widget.add_model(str(tiny_model_path)) == "tiny"
+    added = []
+    widget.model_added.connect(added.append)
+    assert widget.add_model(str(tiny_model_path)) is True  # fbplandcover:addmodel runs as a task
+    wait_for(lambda: added == ["tiny"])
+    assert widget.model_combo.currentData() == "tiny"
     yield widget
     widget.shutdown()
     widget.deleteLater()
@@ -188,3 +192,36 @@ def test_dock_parameters_follow_the_choices(dock, naip_crop, tmp_path):
     assert params["ADAPT_ITERATIONS"] == 7
     assert params["OUTPUT"] == str(tmp_path / "map.tif")
     assert params["AREAS"] == str(tmp_path / "map_areas.csv")
+
+
+def test_get_models_lists_the_authors_checkpoints_and_adds_a_downloaded_one(dock, tmp_path, monkeypatch):
+    from qgis.PyQt.QtGui import QDesktopServices
+
+    from fbp_landcover.engine.models import build_model
+    from fbp_landcover.engine.models.authors import AUTHORS_MODELS_PAGE
+    from fbp_landcover.engine.models.card import ModelCard
+    from tests.models import authors_checkpoint
+
+    opened = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toString()) or True)
+    dock.get_models_button.click()
+    dialog = dock._get_models
+    cells = [[dialog.table.item(r, c).text() for c in range(4)] for r in range(dialog.table.rowCount())]
+    assert cells[0] == ["Beijing", "Sentinel-2 L1C/L2A", "10 m", "unet_beijing.pth.tar"]
+    assert cells[3] == ["Chengdu", "PlanetScope surface reflectance", "3 m (mapped at 4 m)",
+                        "unet_chengdu.pth.tar"]
+    assert [row[0] for row in cells] == ["Beijing", "Guangzhou", "Wuhan", "Chengdu", "Shanghai"]
+    dialog.open_button.click()
+    assert opened == [AUTHORS_MODELS_PAGE]
+    state = build_model(ModelCard(name="u")).state_dict()
+    downloaded = authors_checkpoint(tmp_path / "unet_wuhan.pth.tar", state)
+    added = []
+    dock.model_added.connect(added.append)
+    dialog.model_file_chosen.emit(str(downloaded))  # what 'Add a downloaded file…' emits after its dialog
+    wait_for(lambda: added == ["unet_wuhan"], timeout=300)
+    assert dock.model_combo.currentData() == "unet_wuhan"
+    assert dock.model_info.text().startswith("Trained on: Five-Billion-Pixels (Gaofen-2, source) with DPA "
+                                             "adaptation to the Wuhan target image")
+    assert dock.stage_label.text().startswith("Added model unet_wuhan (without a source memory; fast CPU "
+                                              "form:")
+    dialog.close()

@@ -161,10 +161,17 @@ def test_quick_adaptation_runs_before_mapping(fbp_provider, tiny_model_path, nai
             super().setProgressText(text)
 
     out = tmp_path / "adapted.tif"
-    processing.run("fbplandcover:maplandcover", {
+    res = processing.run("fbplandcover:maplandcover", {
         "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
         "ADAPT_ITERATIONS": 1, "OUTPUT": str(out)}, feedback=Recorder())
     assert any(t.startswith("Adapting: iteration 1 of 1") for t in texts), texts
+    ran = json.loads(res["ADAPTATION"])  # what ran, for the panel's summary line
+    assert ran["method"] == "bn+kl" and ran["iterations"] == 1 and 0.0 <= ran["final_pseudo_label_share"] <= 1
+    assert ran["source_used"].startswith("none")
+    plain = processing.run("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+        "OUTPUT": str(tmp_path / "plain.tif")})
+    assert plain["ADAPTATION"] == ""
     ds, arr = _read(out)
     assert _grid(ds) == _grid(gdal.Open(str(naip_crop)))
     assert arr.min() >= 1 and arr.max() <= 24

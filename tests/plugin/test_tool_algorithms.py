@@ -84,12 +84,18 @@ def test_addmodel_registers_and_maplandcover_uses_it(fbp_provider, models_folder
     res = processing.run("fbplandcover:addmodel", {"INPUT": str(tiny_model_path)})
     assert res["NAME"] == "tiny"
     assert Path(res["PATH"]) == models_folder / "tiny.fbpmodel" and Path(res["PATH"]).is_file()
+    assert res["MEMORY"] is False
+    # the fast CPU form is made at the add, so that the first map is as fast as the next
+    [onnx] = models_folder.glob("tiny.*.onnx")
+    assert res["CPU_FORM"] == f"ready: {onnx.name}"
     entries = model_entries(str(models_folder))
     assert [e.name for e in entries] == ["tiny"]
     assert "smp" in entries[0].summary and "mobilenetv3" in entries[0].summary
+    exported = onnx.stat().st_mtime_ns
     out = processing.run("fbplandcover:maplandcover", {
-        "INPUT": str(naip_crop), "SENSOR": "rgbn", "BACKEND": "torch", "OUTPUT": str(tmp_path / "lc.tif")})
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "BACKEND": "auto", "OUTPUT": str(tmp_path / "lc.tif")})
     assert gdal.Open(out["OUTPUT"]).RasterXSize == 160
+    assert out["BACKEND_USED"] == "onnx" and onnx.stat().st_mtime_ns == exported  # used, not exported again
 
 
 def test_addmodel_rejects_a_non_model(fbp_provider, models_folder, tmp_path):
