@@ -53,6 +53,11 @@ class InstallEngine(FbpAlgorithm):
                                              optional=True, defaultValue=settings.index_url or "")
         index.setFlags(index.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(index)
+        torch_index = QgsProcessingParameterString(
+            "TORCH_INDEX_URL", tr("PyTorch index URL (empty = PyTorch's own for the build)"), optional=True,
+            defaultValue=settings.torch_index_url or "")
+        torch_index.setFlags(torch_index.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(torch_index)
         python = QgsProcessingParameterFile(
             "PYTHON", tr("QGIS's Python interpreter (empty = found automatically)"), optional=True,
             defaultValue=settings.python or None)
@@ -68,13 +73,15 @@ class InstallEngine(FbpAlgorithm):
         from .engine_folder import engine_folder
         from .installer import InstallError
         from .installer.folder import activate
-        from .installer.install import install
+        from .installer.install import install, loaded_elsewhere
         from .installer.plan import Settings
 
         settings = Settings(
             torch_build=self.parameterAsEnumString(parameters, "TORCH_BUILD", context) or "cpu",
             index_url=(self.parameterAsString(parameters, "INDEX_URL", context) or "").strip() or None,
             wheel_folder=(self.parameterAsFile(parameters, "WHEEL_FOLDER", context) or "").strip() or None,
+            torch_index_url=(self.parameterAsString(parameters, "TORCH_INDEX_URL", context) or "").strip()
+            or None,
             python=(self.parameterAsFile(parameters, "PYTHON", context) or "").strip() or None,
         )
         folder = engine_folder()
@@ -93,6 +100,10 @@ class InstallEngine(FbpAlgorithm):
         activate(folder)
         engine_check.reset()
         problem = engine_check.engine_problem()
+        shadowed = loaded_elsewhere(result.folder, [p.name for p in result.installed])
+        if shadowed and not problem:
+            problem = (f"this session had already loaded {', '.join(shadowed)} from another folder, so the "
+                       "new copies take effect only after a restart")
         restart = bool(problem) or "restart" in result.outcome
         if problem:
             feedback.reportError(

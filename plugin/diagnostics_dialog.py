@@ -76,6 +76,11 @@ class DiagnosticsDialog(QDialog):
         self.index_edit.setPlaceholderText("empty: PyPI (or pip's own configuration)")
         self.index_edit.setToolTip("A package index mirror, e.g. https://mirror.example/pypi/simple")
         form.addRow("Package index", self.index_edit)
+        self.torch_index_edit = QLineEdit(settings.torch_index_url or "")
+        self.torch_index_edit.setPlaceholderText("empty: PyTorch's own index (…/whl/cpu or …/whl/cu128)")
+        self.torch_index_edit.setToolTip("Where the PyTorch build comes from, e.g. https://download.pytorch.org/"
+                                         "whl/cu126 for an older NVIDIA driver, or a mirror of it")
+        form.addRow("PyTorch index", self.torch_index_edit)
         self.wheels_edit = QLineEdit(settings.wheel_folder or "")
         self.wheels_edit.setPlaceholderText("empty: download; a folder of .whl files installs with no "
                                             "network")
@@ -92,6 +97,7 @@ class DiagnosticsDialog(QDialog):
         return Settings(torch_build=self.build_combo.currentData(),
                         index_url=self.index_edit.text().strip() or None,
                         wheel_folder=self.wheels_edit.text().strip() or None,
+                        torch_index_url=self.torch_index_edit.text().strip() or None,
                         python=self.python_edit.text().strip() or None)
 
     def copy(self) -> None:
@@ -104,7 +110,7 @@ class DiagnosticsDialog(QDialog):
         save_settings(settings)
         params = {"TORCH_BUILD": settings.torch_build}
         for key, value in (("INDEX_URL", settings.index_url), ("WHEEL_FOLDER", settings.wheel_folder),
-                           ("PYTHON", settings.python)):
+                           ("TORCH_INDEX_URL", settings.torch_index_url), ("PYTHON", settings.python)):
             if value:
                 params[key] = value
         self._start("fbplandcover:installengine", params, "Installing the engine…")

@@ -90,6 +90,8 @@ class EngineBox(QGroupBox):
             params["WHEEL_FOLDER"] = settings.wheel_folder
         if settings.index_url:
             params["INDEX_URL"] = settings.index_url
+        if settings.torch_index_url:
+            params["TORCH_INDEX_URL"] = settings.torch_index_url
         if settings.python:
             params["PYTHON"] = settings.python
         return params

@@ -46,6 +46,7 @@ def saved_settings() -> Settings:
     return Settings(torch_build=build if build in TORCH_BUILDS else "cpu",
                     index_url=s.value(f"{SETTINGS_GROUP}/index_url", "", type=str) or None,
                     wheel_folder=s.value(f"{SETTINGS_GROUP}/wheel_folder", "", type=str) or None,
+                    torch_index_url=s.value(f"{SETTINGS_GROUP}/torch_index_url", "", type=str) or None,
                     python=s.value(f"{SETTINGS_GROUP}/python", "", type=str) or None)
 
 
@@ -56,4 +57,5 @@ def save_settings(settings: Settings) -> None:
     s.setValue(f"{SETTINGS_GROUP}/torch_build", settings.torch_build)
     s.setValue(f"{SETTINGS_GROUP}/index_url", settings.index_url or "")
     s.setValue(f"{SETTINGS_GROUP}/wheel_folder", settings.wheel_folder or "")
+    s.setValue(f"{SETTINGS_GROUP}/torch_index_url", settings.torch_index_url or "")
     s.setValue(f"{SETTINGS_GROUP}/python", settings.python or "")

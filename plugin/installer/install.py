@@ -336,6 +336,18 @@ def _verify(python: Interpreter, env, work: Path, log) -> dict:
     return verified
 
 
+def loaded_elsewhere(site: Path, installed: list[str]) -> list[str]:
+    """Packages just installed into ``site`` that this process had already imported from another folder
+    (a conflicting copy already in use: the new one takes effect after a restart)."""
+    out = []
+    for name in installed:
+        module = sys.modules.get(normalise(name).replace("-", "_"))
+        where = getattr(module, "__file__", None) if module is not None else None
+        if where and not Path(where).resolve().is_relative_to(Path(site).resolve()):
+            out.append(f"{name} ({Path(where).parent})")
+    return out
+
+
 def remove_engine(profile: str | Path) -> str:
     """Remove the engine folder from the profile; returns what happened, in words."""
     return remove(EngineFolder(Path(profile)))

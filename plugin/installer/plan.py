@@ -46,6 +46,7 @@ class Settings:
     torch_build: str = "cpu"  # "cpu" | "cuda"
     index_url: str | None = None  # None: pip's own configuration (PyPI unless the user set a mirror)
     wheel_folder: str | None = None  # a folder of wheels: install from it alone, with no network at all
+    torch_index_url: str | None = None  # PyTorch's own index for the chosen build (None: TORCH_INDEX's)
     python: str | None = None  # an interpreter path, when the automatic search cannot find QGIS's
 
 
@@ -100,10 +101,11 @@ def index_args(settings: Settings, platform: str = sys.platform) -> list[str]:
     if settings.wheel_folder:
         return ["--no-index", "--find-links", str(settings.wheel_folder)]
     args = ["--index-url", settings.index_url] if settings.index_url else []
+    torch_index = settings.torch_index_url or TORCH_INDEX[settings.torch_build]
     if settings.torch_build == "cuda" and platform != "darwin":
-        args += ["--extra-index-url", TORCH_INDEX["cuda"]]
-    elif settings.torch_build == "cpu" and platform.startswith("linux"):
-        args += ["--extra-index-url", TORCH_INDEX["cpu"]]
+        args += ["--extra-index-url", torch_index]
+    elif settings.torch_build == "cpu" and (platform.startswith("linux") or settings.torch_index_url):
+        args += ["--extra-index-url", torch_index]
     return args
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from fbp_landcover.plugin.installer.folder import (
     RECORD,
@@ -107,3 +108,12 @@ def test_remove_mark_is_honoured_at_start(tmp_path):
     assert not folder.installed()
     assert activate(folder) is None
     assert not folder.base.exists()
+
+
+def test_a_package_already_loaded_from_elsewhere_is_named(tmp_path):
+    from fbp_landcover.plugin.installer.install import loaded_elsewhere
+
+    site = tmp_path / "site"
+    site.mkdir()
+    expected = [f"json ({Path(json.__file__).parent})"]
+    assert loaded_elsewhere(site, ["json", "not_imported_anywhere"]) == expected

@@ -83,3 +83,11 @@ def test_constraints_text_lists_every_pin_once():
     lines = [line for line in plan.constraints_text().splitlines() if not line.startswith("#")]
     assert len(lines) == len(plan.pins) == len({line.split("==")[0] for line in lines})
     assert any(line.startswith(f"numpy=={metadata.version('numpy')}  #") for line in lines)
+
+
+def test_a_pytorch_index_setting_replaces_the_default_one():
+    custom = "https://download.pytorch.org/whl/cu126"
+    assert index_args(Settings(torch_build="cuda", torch_index_url=custom), "win32") == [
+        "--extra-index-url", custom]
+    assert index_args(Settings(torch_build="cpu", torch_index_url="https://mirror.example/torch-cpu"),
+                      "darwin") == ["--extra-index-url", "https://mirror.example/torch-cpu"]
