@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import FbpError
-from ..io.atomic import check_destination
+from ..io.atomic import check_destination, check_outputs
 from ..models.devices import DEVICES
 from ..models.presets import PRESETS, preset
 from ..training.config import METHODS, TRAIN_STATS
@@ -74,7 +74,9 @@ def cmd_adapt(args, progress) -> int:
     from ..training.adapt import adapt
     from ..training.config import AdaptOptions
 
-    out = check_destination(args.output, args.overwrite, "adapted model", make_folder=True)
+    (out,) = check_outputs([("adapted model", args.output, None)],
+                           [("model", args.model), *(("target image", t) for t in args.target)],
+                           args.overwrite, make_folder=True)
     source: object
     if args.source in (None, "memory"):
         source = None  # the checkpoint's source memory when present, else source-free
@@ -104,9 +106,10 @@ def cmd_evaluate(args, progress) -> int:
     from ..assessment.evaluate import evaluate
 
     prefix = Path(args.output)
-    for ext in ("json", "csv", "md"):
-        check_destination(prefix.with_name(prefix.name + "." + ext), args.overwrite, "report",
-                          make_folder=True)
+    check_outputs([(f"{ext.upper()} report", prefix.with_name(prefix.name + "." + ext), None)
+                   for ext in ("json", "csv", "md")],
+                  [("map", args.map), ("reference", args.reference), ("reference mapping", args.mapping)],
+                  args.overwrite, make_folder=True)
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
                       out_prefix=str(prefix), reference_field=args.field, reference_layer=args.layer,
                       progress=progress)

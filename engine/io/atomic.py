@@ -9,7 +9,10 @@ Windows), then the folder is flushed. GDAL keeps sidecars beside a raster (``.au
 and statistics, ``.ovr`` overviews): they travel with it, and a stale sidecar of the file being replaced is
 removed. The outputs of one run form an ``AtomicFiles`` set: every file is flushed before the first rename,
 and all are discarded when anything failed or was cancelled. ``partials_of(target)`` finds what a killed
-run left of a target. ``check_destination`` refuses an output before any work starts. ``move_folder``
+run left of a target; ``remove_stale_partials`` clears them when a new run of that target starts.
+``check_destination`` refuses one output before any work starts; ``check_outputs`` checks a run's whole
+set (each path distinct, none an input even with overwrite, each with a suffix that fits what is written).
+``move_folder``
 is the same idea for a whole folder built beside its final place (the plugin's engine installer).
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import glob
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -169,6 +172,70 @@ def check_destination(path: str | os.PathLike, overwrite: bool, what: str = "out
             f"Cannot write the {what} into {folder} ({exc.strerror}); choose a folder you can write to."
         ) from exc
     return path
+
+
+RASTER_SUFFIXES = (".tif", ".tiff")  # the GeoTIFFs the products write
+
+
+def remove_stale_partials(target: str | os.PathLike) -> list[Path]:
+    """Remove what an earlier, killed run left of ``target`` (its hidden partial files and their sidecars);
+    returns what was removed."""
+    removed = []
+    for path in partials_of(target):
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _real(path: str | os.PathLike) -> str:
+    return os.path.normcase(os.path.realpath(os.fspath(path)))
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: the same resolved path (links followed), or two names of one
+    existing file (a hard link)."""
+    if _real(a) == _real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike, tuple[str, ...] | None]],
+                  inputs: Iterable[tuple[str, str | os.PathLike]] = (), overwrite: bool = False, *,
+                  make_folder: bool = False, clean: bool = True) -> list[Path]:
+    """Check the whole set of a run's outputs before any work; returns their absolute paths, in order.
+
+    ``outputs`` are (what, path, allowed suffixes or None); ``inputs`` are (what, path). Refused, with one
+    sentence: an output whose suffix does not fit what is written there, two outputs that are one file, an
+    output that is one of the inputs (even with ``overwrite``: an input is never replaced), and everything
+    ``check_destination`` refuses. Then (``clean``) the partial files a killed earlier run left of each output
+    are removed."""
+    outputs = [(what, Path(path).expanduser().absolute(), suffixes) for what, path, suffixes in outputs]
+    inputs = [(what, Path(path).expanduser().absolute()) for what, path in inputs if path]
+    for what, path, suffixes in outputs:
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise FbpError(f"The {what} {path} must end in {' or '.join(suffixes)} (that is what is written "
+                           f"there); choose a name such as {path.with_suffix(suffixes[0]).name}.")
+    for i, (what, path, _s) in enumerate(outputs):
+        for in_what, in_path in inputs:
+            if same_file(path, in_path):
+                raise FbpError(f"The {what} {path} is the {in_what} of this run; choose another output name "
+                               "(an input is never overwritten, even with --overwrite).")
+        for other, other_path, _o in outputs[:i]:
+            if same_file(path, other_path):
+                raise FbpError(f"The {other} and the {what} would both be written to {path}; "
+                               "give each output its own file name.")
+    checked = [check_destination(path, overwrite, what, make_folder=make_folder)
+               for what, path, _s in outputs]
+    if clean:
+        for path in checked:
+            remove_stale_partials(path)
+    return checked
 
 
 def move_folder(src: str | os.PathLike, dst: str | os.PathLike) -> None:

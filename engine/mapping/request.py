@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import FbpError
-from ..io.atomic import check_destination
+from ..io.atomic import RASTER_SUFFIXES, check_outputs
 from ..io.normalize import Stats
 from ..products.areas import json_beside
 from ..training.config import AdaptOptions
@@ -72,17 +71,35 @@ class Outputs:
     quicklook: Path | None
 
 
+def request_inputs(req: MapRequest) -> list[tuple[str, str]]:
+    """The files a run reads (what, path): the image or band files, the mask, and a model given as a file."""
+    images = req.image if isinstance(req.image, (list, tuple)) else [req.image]
+    found = [("input image", str(p)) for p in images if p]
+    if req.mask:
+        found.append(("mask", str(req.mask)))
+    if req.model and Path(req.model).expanduser().is_file():
+        found.append(("model", str(req.model)))
+    return found
+
+
 def plan_outputs(req: MapRequest) -> Outputs:
-    """Check every output of ``req`` (FbpError for an existing one without overwrite, or a folder that cannot
-    be written) and say where each goes."""
-    out = check_destination(req.output, req.overwrite, "output map")
-    confidence = check_destination(req.confidence, req.overwrite,
-                                   "confidence raster") if req.confidence else None
-    areas = check_destination(req.areas, req.overwrite, "area table") if req.areas else None
-    quicklook = check_destination(req.quicklook, req.overwrite, "quicklook") if req.quicklook else None
-    areas_json = check_destination(json_beside(areas), req.overwrite, "area table (JSON)") if areas else None
-    qml = out.with_suffix(".qml")
-    if not req.overwrite and qml.exists():
-        raise FbpError(f"The style file {qml} already exists beside the output; "
-                       "choose another output name or ask to overwrite (--overwrite).")
-    return Outputs(out, qml, confidence, areas, areas_json, quicklook)
+    """Check every output of ``req`` as one set before any work (FbpError for a suffix that does not fit, two
+    outputs that are one file, an output that is an input, an existing one without overwrite, a folder that
+    cannot be written), clear what a killed earlier run left of them, and say where each goes."""
+    out = Path(req.output).expanduser().absolute()
+    wanted: list[tuple[str, Path, tuple[str, ...] | None]] = [
+        ("output map", out, RASTER_SUFFIXES),
+        ("style file beside the output map", out.with_suffix(".qml"), None),
+    ]
+    if req.confidence:
+        wanted.append(("confidence raster", Path(req.confidence), RASTER_SUFFIXES))
+    if req.areas:
+        wanted.append(("area table", Path(req.areas), (".csv",)))
+        wanted.append(("area table (JSON, beside the CSV)", json_beside(req.areas), None))
+    if req.quicklook:
+        wanted.append(("quicklook", Path(req.quicklook), (".png",)))
+    paths = dict(zip((w for w, _p, _s in wanted), check_outputs(wanted, request_inputs(req), req.overwrite),
+                     strict=True))
+    get = paths.get
+    return Outputs(paths["output map"], paths["style file beside the output map"], get("confidence raster"),
+                   get("area table"), get("area table (JSON, beside the CSV)"), get("quicklook"))

@@ -10,7 +10,7 @@ import numpy as np
 from osgeo import gdal
 
 from .. import classes
-from ..io.atomic import AtomicFiles, check_destination
+from ..io.atomic import RASTER_SUFFIXES, AtomicFiles, check_outputs
 from ..io.gdal import open_dataset
 from ..progress import CancelFn, Progress, ProgressFn
 from .writers import RasterWriter
@@ -27,7 +27,7 @@ def collapse_raster(source: str | os.PathLike, legend: str, output: str | os.Pat
     path."""
     prog = Progress(progress, is_cancelled)
     collapse = classes.load_collapse(legend)
-    out = check_destination(output, overwrite, "collapsed map")
+    (out,) = check_outputs([("collapsed map", output, RASTER_SUFFIXES)], [("class map", source)], overwrite)
     src = open_dataset(os.fspath(source))
     band = src.GetRasterBand(1)
     table = np.array(collapse.lookup_table(), np.uint8)
