@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a problem with the input or settings (one sentence on s
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 
@@ -59,10 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop_signal(signum, frame) -> None:
+    """SIGTERM (a kill, a job scheduler's stop) is handled as Ctrl-C: the same cancellation, so every run
+    removes what it half-wrote."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     progress = TqdmProgress(quiet=args.quiet)
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop_signal)
+    except ValueError:  # not the main thread (main called from a worker thread): its caller handles signals
+        return _run(args, progress)
+    try:
+        return _run(args, progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args, progress) -> int:
     try:
         return args.func(args, progress)
     except CancelledError as exc:
@@ -71,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANCELLED
     except KeyboardInterrupt:
         progress.close()
-        print("fbp-landcover: cancelled (Ctrl-C); no output was written.", file=sys.stderr)
+        print("fbp-landcover: cancelled (Ctrl-C or a stop signal); no output was written.", file=sys.stderr)
         return EXIT_CANCELLED
     except FbpError as exc:
         progress.close()

@@ -8,12 +8,13 @@ by it). It is flushed to disk (fsync) and renamed over the target (``os.replace`
 Windows), then the folder is flushed. GDAL keeps sidecars beside a raster (``.aux.xml`` with category names
 and statistics, ``.ovr`` overviews): they travel with it, and a stale sidecar of the file being replaced is
 removed. The outputs of one run form an ``AtomicFiles`` set: every file is flushed before the first rename,
-and all are discarded when anything failed or was cancelled. ``partials_of(target)`` finds what a killed
+and all are discarded when anything failed or was cancelled; a failure during the renames themselves puts
+the old files back, so a set appears whole or not at all. ``partials_of(target)`` finds what a killed
 run left of a target; ``remove_stale_partials`` clears them when a new run of that target starts.
 ``check_destination`` refuses one output before any work starts; ``check_outputs`` checks a run's whole
 set (each path distinct, none an input even with overwrite, each with a suffix that fits what is written).
-``move_folder``
-is the same idea for a whole folder built beside its final place (the plugin's engine installer).
+``move_folder`` is the same idea for a whole folder built beside its final place (the plugin's engine
+installer).
 """
 
 from __future__ import annotations
@@ -93,20 +94,46 @@ class AtomicFiles:
         self.temp_for(target).write_text(text, encoding="utf-8")
 
     def commit(self) -> None:
-        """Flush every temporary file, then rename each over its target (sidecars first, the file last)."""
+        """Flush every temporary file, then put the whole set in place, or none of it.
+
+        Each existing target (and each sidecar of one) is first moved aside under a partial name; then the new
+        files are renamed in (sidecars first, each file last: it appears only when complete). When any step
+        fails, what was renamed is taken back and the old files are restored before the error goes on; on
+        success the old files are removed."""
         for tmp, _target in self._pending:
             for path in [*(s for s in sidecars(tmp) if s.exists()), tmp]:
                 _fsync(path)
-        folders = set()
+        moves: list[tuple[Path | None, Path]] = []  # (new file or None for a stale sidecar, its target)
         for tmp, target in self._pending:
             for side_tmp, side_target in zip(sidecars(tmp), sidecars(target), strict=True):
-                if side_tmp.exists():
-                    os.replace(side_tmp, side_target)
-                elif side_target.exists():
-                    side_target.unlink()  # a stale sidecar of a replaced raster would mislead GDAL
+                moves.append((side_tmp if side_tmp.exists() else None, side_target))
             os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, target)  # the file itself last: it appears only when complete
-            folders.add(target.parent)
+            moves.append((tmp, target))
+        aside: list[tuple[Path, Path]] = []  # (old file moved aside, where it was)
+        placed: list[Path] = []
+        try:
+            for new, target in moves:
+                if os.path.lexists(target):
+                    old = partial_path(target)
+                    try:
+                        os.replace(target, old)
+                    except BaseException:
+                        old.unlink(missing_ok=True)
+                        raise
+                    aside.append((old, target))
+                if new is not None:
+                    os.replace(new, target)
+                    placed.append(target)
+        except BaseException:
+            for target in reversed(placed):
+                target.unlink(missing_ok=True)
+            for old, target in reversed(aside):
+                os.replace(old, target)
+            self.discard()
+            raise
+        for old, _target in aside:
+            old.unlink(missing_ok=True)
+        folders = {target.parent for _tmp, target in self._pending}
         self._pending.clear()
         self._handles.clear()
         for folder in folders:
@@ -187,6 +214,18 @@ def remove_stale_partials(target: str | os.PathLike) -> list[Path]:
             removed.append(path)
         except FileNotFoundError:
             pass
+    return removed
+
+
+def remove_partials_in(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Remove every partial file in ``folders`` (not below them): for a folder only one job writes to at a
+    time (a locked job folder), whatever is there was left by a job that was killed."""
+    removed = []
+    for folder in map(Path, folders):
+        for path in sorted(folder.glob(f".*{PARTIAL}*")) if folder.is_dir() else []:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
     return removed
 
 

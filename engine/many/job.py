@@ -16,7 +16,8 @@ from osgeo import gdal
 
 from .. import SOFTWARE, classes
 from ..errors import CancelledError, FbpError
-from ..io.atomic import AtomicFiles
+from ..io.atomic import AtomicFiles, remove_partials_in
+from ..io.lock import FolderLock
 from ..mapping import MapRequest
 from ..products.areas import write_area_tables
 from ..progress import CancelFn, Progress, ProgressFn
@@ -103,15 +104,31 @@ def expand_inputs(items: list[str], exclude: Path | None = None) -> list[str]:
     return unique
 
 
+CONFIDENCE_SUFFIX = "_confidence"
+
+
+def scene_files(name: str) -> dict[str, str]:
+    """The file names a scene's outputs take in scenes/."""
+    return {"classes": f"{name}.tif", "confidence": f"{name}{CONFIDENCE_SUFFIX}.tif"}
+
+
 def _names(paths: list[str]) -> list[str]:
-    """Unique output stems: the file stem, with _2, _3… for repeats."""
-    used: dict[str, int] = {}
+    """Output stems that never collide, from the inputs' paths: the file stem; for a stem already taken (two
+    inputs named alike in different folders, or a stem that another scene's files already use, such as
+    x_confidence beside x) the parent folder's name is put before it, then _2, _3… Every scene's files differ
+    from every other's, compared case-insensitively (some disks ignore case)."""
+    taken: set[str] = set()
     out = []
     for p in paths:
-        stem = Path(p).stem
-        n = used.get(stem, 0) + 1
-        used[stem] = n
-        out.append(stem if n == 1 else f"{stem}_{n}")
+        path = Path(p)
+        candidates = [path.stem, f"{path.parent.name}_{path.stem}"]
+        candidates += [f"{candidates[-1]}_{n}" for n in range(2, len(paths) + 2)]
+        for name in candidates:
+            files = {f.lower() for f in scene_files(name).values()}
+            if not files & taken:
+                break
+        taken |= files
+        out.append(name)
     return out
 
 
@@ -123,7 +140,8 @@ def _pixels(path: str) -> int:
         return 0
 
 
-def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
+def _output_folder(job: ManyJob) -> Path:
+    """The job's output folder, made when missing (its lock lives in it)."""
     out = Path(job.output_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise FbpError(f"The output folder {out} is a file; give a folder (it is created if missing).")
@@ -131,6 +149,11 @@ def _prepare_folder(job: ManyJob) -> tuple[Path, Path]:
         raise FbpError(f"The parent folder of {out} does not exist; "
                        "create it or choose another output folder.")
     out.mkdir(exist_ok=True)
+    return out
+
+
+def _prepare_folder(job: ManyJob, out: Path) -> tuple[Path, Path]:
+    """With the folder locked: refuse a folder of other files, make the job's sub-folders."""
     man = out / mf.MANIFEST_NAME
     if not man.exists() and not job.overwrite and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise FbpError(f"The output folder {out} holds files but no {mf.MANIFEST_NAME} of a map-many job; "
@@ -157,6 +180,13 @@ def _scene_request(job: ManyJob, entry: mf.SceneEntry) -> MapRequest:
                    overwrite=True)
 
 
+def scene_error(exc: BaseException, path: str) -> str:
+    """The sentence recorded for a scene that failed with ``exc``."""
+    if isinstance(exc, FbpError):
+        return str(exc)
+    return f"{path} could not be mapped ({type(exc).__name__}: {exc})."
+
+
 def _record(entry: mf.SceneEntry, res: dict) -> None:
     entry.seconds = round(res.get("seconds", 0.0), 3)
     entry.worker = res.get("worker", "")
@@ -176,7 +206,20 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
     prog = Progress(progress, is_cancelled)
     if job.overlap not in RULES:
         raise FbpError(f"Unknown overlap rule {job.overlap!r}; choose one of {', '.join(RULES)}.")
-    out, man_path = _prepare_folder(job)
+    out = _output_folder(job)
+    with FolderLock(out, "map-many output folder") as lock:
+        out, man_path = _prepare_folder(job, out)
+        if lock.taken_over:
+            prog(0.0, f"Taking over the folder from a job that stopped without finishing "
+                      f"(process {lock.taken_over.get('pid')} on {lock.taken_over.get('host')})")
+        removed = remove_partials_in([out, out / "scenes", out / "mosaic_parts"])
+        if removed:
+            prog(0.0, f"Removed {len(removed)} half-written file(s) left by a job that was stopped")
+        return _map_many(job, prog, out, man_path, t0)
+
+
+def _map_many(job: ManyJob, prog: Progress, out: Path, man_path: Path, t0: float) -> ManyResult:
+    """map_many with the folder locked."""
     paths = expand_inputs(job.inputs, exclude=out)
     man = _manifest(job, out, man_path, paths)
     todo = [s for s in man.scenes if s.state != mf.DONE]
@@ -192,6 +235,8 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
                 _run_local(job, man, todo, task, prog)
             else:
                 _run_dask(job, man, todo, task, prog, client)
+    except (KeyboardInterrupt, CancelledError):
+        raise CancelledError(_cancelled(man, out)) from None
     finally:
         for s in man.scenes:  # whatever stopped us, nothing stays "running"
             if s.state == mf.RUNNING:
@@ -208,7 +253,10 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
                         megapixels=sum(s.pixels for s in todo if s.state == mf.DONE) / 1e6,
                         scene_seconds=scene_seconds)
     if done:
-        _mosaic(job, man, done, out, result, prog.stage(SCENE_PHASE, 1.0))
+        try:
+            _mosaic(job, man, done, out, result, prog.stage(SCENE_PHASE, 1.0))
+        except (KeyboardInterrupt, CancelledError):
+            raise CancelledError(_cancelled(man, out)) from None
     man.save()
     result.scenes = [dict(name=s.name, input=s.input, state=s.state, error=s.error, seconds=s.seconds,
                           classes=s.outputs["classes"]) for s in man.scenes]
@@ -216,6 +264,16 @@ def map_many(job: ManyJob, progress: ProgressFn | None = None,
     result.seconds = time.monotonic() - t0
     prog(1.0, f"Done: {len(done)} scenes in the mosaic, {len(failed)} failed")
     return result
+
+
+def _cancelled(man: mf.Manifest, out: Path) -> str:
+    """What a cancelled job kept: the finished scenes (the manifest records them; a re-run resumes)."""
+    kept = [s.name for s in man.scenes if s.state == mf.DONE]
+    if not kept:
+        return "Cancelled; no scene was finished, so no output was written (run again to start the job)."
+    names = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+    return (f"Cancelled; the {len(kept)} finished scene(s) ({names}) are kept in {out / 'scenes'}, without "
+            "a mosaic; run the same command again to resume from there.")
 
 
 def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.Manifest:
@@ -237,8 +295,7 @@ def _manifest(job: ManyJob, out: Path, man_path: Path, paths: list[str]) -> mf.M
         sensor = job.sensors.get(path) or job.sensors.get(Path(path).name) or job.request.sensor
         fp = mf.fingerprint(path)
         key = mf.scene_key(fp, _scene_settings(job, sensor), model_sha)
-        outputs = {"classes": str(out / "scenes" / f"{name}.tif"),
-                   "confidence": str(out / "scenes" / f"{name}_confidence.tif")}
+        outputs = {k: str(out / "scenes" / f) for k, f in scene_files(name).items()}
         date, date_source = scene_date(path)
         old = previous.get(path)
         if mf.is_reusable(old, key) and old.outputs == outputs:
@@ -267,11 +324,15 @@ def _run_local(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, 
         def sub(f: float, m: str, _e=entry, _k=k, _px=px, _d=done_px) -> None:
             prog(SCENE_PHASE * (_d + f * _px) / total, _scene_message(_e, _k, len(todo), m))
 
-        if task is cluster.run_scene:
-            res = task(_scene_request(job, entry), sub,
-                       lambda: prog.cancelled)
-        else:
-            res = task(_scene_request(job, entry))
+        try:
+            if task is cluster.run_scene:
+                res = task(_scene_request(job, entry), sub, lambda: prog.cancelled)
+            else:
+                res = task(_scene_request(job, entry))
+        except (CancelledError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a damaged file, a GDAL or OS error, anything: this scene's failure only
+            res = {"ok": False, "error": scene_error(exc, entry.input)}
         _record(entry, res)
         man.save()
         done_px += px
@@ -304,7 +365,7 @@ def _run_dask(job: ManyJob, man: mf.Manifest, todo: list[mf.SceneEntry], task, p
                 try:
                     res = fut.result()
                 except Exception as exc:  # a worker crash or any other error: this scene only
-                    res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                    res = {"ok": False, "error": scene_error(exc, entry.input)}
                 _record(entry, res)
                 man.save()
                 done_px += max(entry.pixels, 1)

@@ -4,6 +4,7 @@ outputs committed together with their GDAL sidecars, and nothing left behind by 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,31 @@ def test_a_discard_first_closes_what_still_writes(tmp_path):
         files.write_text(tmp_path / "x.tif", "half")
         raise ValueError
     assert closed == [True] and list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_during_the_renames_puts_every_old_file_back(tmp_path):
+    """A folder where the third output should go (issue 14): the first two were already renamed in; they are
+    taken back, the old map and its sidecar are restored, and nothing of the new set or any partial is
+    left."""
+    (tmp_path / "m.tif").write_text("old map")
+    (tmp_path / "m.tif.aux.xml").write_text("old sidecar")
+    (tmp_path / "areas.json").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OSError), AtomicFiles() as files:
+        files.write_text(tmp_path / "m.tif", "new map")
+        files.write_text(tmp_path / "m.qml", "<qgis/>")
+        files.write_text(tmp_path / "areas.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "m.tif").read_text() == "old map"
+    assert (tmp_path / "m.tif.aux.xml").read_text() == "old sidecar"
+    assert (tmp_path / "areas.json").is_dir()
+
+
+def test_stale_partials_of_an_output_are_removed_and_others_kept(tmp_path):
+    from fbp_landcover.engine.io.atomic import check_outputs
+
+    stale = [partial_path(tmp_path / "m.tif"), partial_path(tmp_path / "m.qml")]
+    Path(str(stale[0]) + ".aux.xml").write_text("<PAMDataset/>")
+    other = partial_path(tmp_path / "n.tif")  # another run's output: not ours to remove
+    check_outputs([("map", tmp_path / "m.tif", (".tif",)), ("style", tmp_path / "m.qml", None)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]
