@@ -11,6 +11,7 @@ a matching torchvision none of this triggers.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 _SCHEMA = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
@@ -50,8 +51,21 @@ def _ensure_torchvision() -> None:
     importlib.import_module("torchvision")
 
 
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # a model file never chooses a download
+
+
+def force_offline() -> None:
+    """Put the model hubs (huggingface_hub, which timm and smp use) in offline mode for this process, before
+    they are imported: nothing the engine builds may reach the network."""
+    os.environ.update(OFFLINE)
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None and hasattr(hub, "HF_HUB_OFFLINE"):
+        hub.HF_HUB_OFFLINE = True  # imported earlier by someone else: it read the variable already
+
+
 def import_smp():
-    """Return segmentation_models_pytorch, imported safely."""
+    """Return segmentation_models_pytorch, imported safely (and offline)."""
+    force_offline()
     import_torch()
     import segmentation_models_pytorch as smp
 

@@ -7,12 +7,13 @@ Exit codes: 0 success, 1 a problem with the input or settings (one sentence on s
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
 
 from .. import SOFTWARE
-from ..errors import CancelledError, FbpError
+from ..errors import CancelledError, FbpError, explain
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -97,10 +98,17 @@ def _run(args, progress) -> int:
             traceback.print_exc()
         print(f"fbp-landcover: {exc}", file=sys.stderr)
         return EXIT_USER
+    except BrokenPipeError:  # the reader went away (… | head): stop quietly, no "Exception ignored" at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # the last line of defence: one sentence, not a traceback
         progress.close()
         if args.debug:
             traceback.print_exc()
+        sentence = explain(exc)
+        if sentence:  # a full disk, a damaged raster...: the user's to fix
+            print(f"fbp-landcover: {sentence}", file=sys.stderr)
+            return EXIT_USER
         print(f"fbp-landcover: internal error ({type(exc).__name__}: {exc}); "
               "run again with --debug and report the traceback.", file=sys.stderr)
         return EXIT_INTERNAL

@@ -4,6 +4,7 @@ with a raster, the models folder, and a map re-coded to a coarser legend."""
 from __future__ import annotations
 
 import json
+import math
 
 from ..errors import FbpError
 from ..inference.backends import BACKENDS
@@ -19,9 +20,10 @@ def _extent(text: str | None):
         vals = tuple(float(v) for v in text.split(","))
     except ValueError:
         vals = ()
-    if len(vals) != 4 or vals[0] >= vals[2] or vals[1] >= vals[3]:
-        raise FbpError(f"--extent {text!r} is not xmin,ymin,xmax,ymax with xmin < xmax and ymin < ymax "
-                       "(in the raster's CRS).")
+    finite = all(math.isfinite(v) for v in vals)
+    if len(vals) != 4 or not finite or vals[0] >= vals[2] or vals[1] >= vals[3]:
+        raise FbpError(f"--extent {text!r} is not xmin,ymin,xmax,ymax (finite numbers) with xmin < xmax and "
+                       "ymin < ymax (in the raster's CRS).")
     return vals
 
 

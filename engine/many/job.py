@@ -15,7 +15,7 @@ from pathlib import Path
 from osgeo import gdal
 
 from .. import SOFTWARE, classes
-from ..errors import CancelledError, FbpError
+from ..errors import CancelledError, FbpError, explain
 from ..io.atomic import AtomicFiles, remove_partials_in
 from ..io.lock import FolderLock
 from ..mapping import MapRequest
@@ -153,13 +153,11 @@ def _output_folder(job: ManyJob) -> Path:
 
 
 def _prepare_folder(job: ManyJob, out: Path) -> tuple[Path, Path]:
-    """With the folder locked: refuse a folder of other files, make the job's sub-folders."""
+    """With the folder locked: refuse a folder of other files."""
     man = out / mf.MANIFEST_NAME
     if not man.exists() and not job.overwrite and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise FbpError(f"The output folder {out} holds files but no {mf.MANIFEST_NAME} of a map-many job; "
                        "choose an empty or new folder, or ask to overwrite (--overwrite).")
-    (out / "scenes").mkdir(exist_ok=True)
-    (out / "mosaic_parts").mkdir(exist_ok=True)
     return out, man
 
 
@@ -184,6 +182,9 @@ def scene_error(exc: BaseException, path: str) -> str:
     """The sentence recorded for a scene that failed with ``exc``."""
     if isinstance(exc, FbpError):
         return str(exc)
+    sentence = explain(exc)
+    if sentence:
+        return f"{path} could not be mapped: {sentence}"
     return f"{path} could not be mapped ({type(exc).__name__}: {exc})."
 
 
@@ -222,6 +223,8 @@ def _map_many(job: ManyJob, prog: Progress, out: Path, man_path: Path, t0: float
     """map_many with the folder locked."""
     paths = expand_inputs(job.inputs, exclude=out)
     man = _manifest(job, out, man_path, paths)
+    (out / "scenes").mkdir(exist_ok=True)
+    (out / "mosaic_parts").mkdir(exist_ok=True)
     todo = [s for s in man.scenes if s.state != mf.DONE]
     skipped = len(man.scenes) - len(todo)
     man.save()

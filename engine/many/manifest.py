@@ -98,6 +98,8 @@ def load_previous(path: Path) -> dict[str, SceneEntry]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"it holds a JSON {type(data).__name__}, not an object")
         scenes = [SceneEntry(**s) for s in data.get("scenes", [])]
     except (ValueError, TypeError) as exc:
         raise FbpError(f"The job manifest {path} is not a manifest this version can read ({exc}); "

@@ -3,9 +3,11 @@ write."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FbpError
 from ..io.atomic import RASTER_SUFFIXES, check_outputs
 from ..io.normalize import Stats
 from ..products.areas import json_beside
@@ -82,10 +84,25 @@ def request_inputs(req: MapRequest) -> list[tuple[str, str]]:
     return found
 
 
+def check_numbers(req: MapRequest) -> None:
+    """FbpError for a number no run can use (nan, inf, zero or negative), before any work."""
+    for name, value, low, strict in (("--gsd (working pixel size)", req.working_gsd, 0, True),
+                                     ("--batch-size", req.batch_size, 1, False),
+                                     ("--window", req.window, 1, False),
+                                     ("--overlap", req.overlap, 0, False)):
+        if value is not None and not (math.isfinite(value) and (value > low if strict else value >= low)):
+            raise FbpError(f"{name} is {value}; give a finite number {'above' if strict else 'of at least'} "
+                           f"{low}, or leave it out for the default.")
+    if req.extent is not None and not all(math.isfinite(v) for v in req.extent):
+        raise FbpError(f"--extent {','.join(map(str, req.extent))} holds a value that is not a finite "
+                       "number; give xmin,ymin,xmax,ymax in the raster's CRS.")
+
+
 def plan_outputs(req: MapRequest) -> Outputs:
     """Check every output of ``req`` as one set before any work (FbpError for a suffix that does not fit, two
     outputs that are one file, an output that is an input, an existing one without overwrite, a folder that
     cannot be written), clear what a killed earlier run left of them, and say where each goes."""
+    check_numbers(req)
     out = Path(req.output).expanduser().absolute()
     wanted: list[tuple[str, Path, tuple[str, ...] | None]] = [
         ("output map", out, RASTER_SUFFIXES),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,7 +87,8 @@ def _numpy_safe_globals() -> list[Any]:
 def _torch_load_weights(src: Path) -> Any:
     torch = import_torch()
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        with torch.serialization.safe_globals(_numpy_safe_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols: our sentence says enough
             return torch.load(str(src), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
@@ -98,8 +100,14 @@ def _torch_load_weights(src: Path) -> Any:
                 f"({what}) instead of just reading weights; "
                 "use a checkpoint from a trusted source that holds only tensors."
             ) from None
+        if re.search(r"weights_only|Unsupported operand|Unsupported class", text):  # torch's advice stays out
+            raise FbpError(
+                f"The checkpoint {src} is refused as unsafe: it holds objects other than weights, which only "
+                "running its code could read; use a checkpoint from a trusted source that holds only tensors."
+            ) from None
+        first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
         raise FbpError(
-            f"The checkpoint {src} is damaged or truncated ({text}); copy or download it again."
+            f"The checkpoint {src} is damaged or truncated ({first}); copy or download it again."
         ) from None
     except Exception as exc:  # any other failure of a weights-only load is a damaged file
         raise FbpError(

@@ -58,7 +58,15 @@ class ModelCard:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "the checkpoint") -> ModelCard:
         """Build a card from its dict; refuses cards from a newer format and ignores unknown keys."""
-        version = int(data.get("format_version", 0))
+        if not isinstance(data, dict):
+            raise FbpError(f"The model card in {source} is not a JSON object (it is a "
+                           f"{type(data).__name__}); the file is not one of our models, re-create it.")
+        try:
+            version = int(data.get("format_version", 0))
+        except (TypeError, ValueError):
+            raise FbpError(f"The model card in {source} has the format version "
+                           f"{data.get('format_version')!r}, which is not a number; the file is damaged "
+                           "or not one of our models, re-create it.") from None
         if version > FORMAT_VERSION:
             raise FbpError(
                 f"{source} was written by a newer fbp_landcover (model format {version}, "

@@ -9,7 +9,7 @@ from ..errors import FbpError
 from ..torch_import import import_torch
 from . import build_model, input_multiple
 from .authors import read_authors_checkpoint
-from .card import ModelCard
+from .card import IN_BANDS, ModelCard
 from .fbpmodel import load_checkpoint, require_file, sniff
 from .registry import resolve
 
@@ -42,6 +42,13 @@ def load_model(
     """(model in eval mode, card, file path) for our checkpoint, a registered name, or an authors' file."""
     path = resolve(spec, models_dir)
     state, card = read_any(path)
+    if [b.lower() for b in card.in_bands] != list(IN_BANDS):
+        raise FbpError(
+            f"The model {path} takes {len(card.in_bands)} band(s) ({', '.join(map(str, card.in_bands))}), "
+            "but "
+            f"the engine gives every model the {len(IN_BANDS)} bands NIR, R, G, B of an image; use a model "
+            "made for those four bands."
+        )
     model = build_model(card)
     load_state_into(model, state, path)
     check_output_shape(model, card, path)

@@ -6,6 +6,7 @@ downloaded; weights come from our checkpoint files.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import FbpError
@@ -13,6 +14,28 @@ from ..torch_import import import_smp
 
 # Keyword arguments whose JSON form (lists) must become tuples again for smp.
 _TUPLE_KWARGS = ("decoder_channels", "decoder_atrous_rates", "encoder_output_stride_rates")
+
+
+LOCAL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def check_encoder(smp, encoder: str) -> None:
+    """FbpError unless ``encoder`` names an encoder installed here (smp's own, or ``tu-`` + a timm model in
+    timm's local registry): a hub name (``tu-hf-hub:…``, ``org/model``) or a URL in a model file would make
+    building it a download, and a model file never chooses a network request."""
+    name = str(encoder)
+    timm_name = name[3:] if name.startswith("tu-") else None
+    known = LOCAL_NAME.fullmatch(name) is not None
+    if known and timm_name is not None:
+        import timm
+
+        known = timm.is_model(timm_name)
+    elif known:
+        known = name in smp.encoders.encoders
+    if not known:
+        raise FbpError(f"The model names the encoder {name!r}, which is not one installed here "
+                       "(a hub or web address is never fetched); use a model whose encoder is one of "
+                       "segmentation_models_pytorch's or tu-<timm model>.")
 
 
 def normalise_arch_kwargs(arch_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -33,6 +56,7 @@ def build_smp(
 ):
     """Build an smp model by architecture name with random weights (never downloads)."""
     smp = import_smp()
+    check_encoder(smp, encoder)
     kwargs = {k: (tuple(v) if k in _TUPLE_KWARGS and isinstance(v, list) else v)
               for k, v in (arch_kwargs or {}).items()}
     for forbidden in ("encoder_weights", "in_channels", "classes", "encoder_name"):

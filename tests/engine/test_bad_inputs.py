@@ -92,3 +92,94 @@ def test_collapse_and_evaluate_never_write_over_their_inputs(tmp_path):
     mapping.write_text("{}")
     refused(tmp_path, classes, "evaluate", classes, classes, "-o", tmp_path / "ref", "--mapping", mapping,
             "--overwrite", sentence=f"The JSON report {mapping} is the reference mapping of this run")
+
+
+def _model_with(path: Path, **card_changes) -> Path:
+    """A tiny model whose card says something a hostile file might say."""
+    import dataclasses
+
+    from fbp_landcover.engine.models.fbpmodel import save_checkpoint
+    from tests.models import tiny_model
+
+    net, card = tiny_model()
+    save_checkpoint(path, net, dataclasses.replace(card, **card_changes))
+    return path
+
+
+@pytest.mark.parametrize(("extra", "sentence"), [
+    (["--gsd", "nan"], "--gsd (working pixel size) is nan; give a finite number above 0"),
+    (["--gsd", "inf"], "--gsd (working pixel size) is inf; give a finite number above 0"),
+    (["--batch-size", "-1"], "--batch-size is -1; give a finite number of at least 1"),
+    (["--overlap", "-5"], "--overlap is -5; give a finite number of at least 0"),
+    (["--extent=-inf,0,1,1"], "is not xmin,ymin,xmax,ymax (finite numbers)"),
+])
+def test_bad_numbers_are_one_sentence(tmp_path, scene, model, extra, sentence):
+    refused(tmp_path, scene, *MAP, scene, "--model", model, "-o", tmp_path / "m.tif", *extra,
+            sentence=sentence)
+
+
+def test_hostile_model_files_are_one_sentence(tmp_path, scene):
+    import pickle
+
+    abc = _model_with(tmp_path / "abc.fbpmodel", format_version="abc")
+    refused(tmp_path, scene, *MAP, scene, "--model", abc, "-o", tmp_path / "m.tif",
+            sentence="has the format version 'abc', which is not a number")
+    three = _model_with(tmp_path / "three.fbpmodel", in_bands=["r", "g", "b"])
+    refused(tmp_path, scene, *MAP, scene, "--model", three, "-o", tmp_path / "m.tif",
+            sentence="takes 3 band(s) (r, g, b), but the engine gives every model the 4 bands NIR, R, G, B")
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    bad = tmp_path / "unet_x.pth.tar"
+    bad.write_bytes(pickle.dumps({"state_dict": Payload()}, protocol=4))
+    err = refused(tmp_path, scene, *MAP, scene, "--model", bad, "-o", tmp_path / "m.tif",
+                  sentence=f"The checkpoint {bad} is refused as unsafe")
+    assert "weights_only" not in err and not (tmp_path / "PWNED").exists()
+
+
+def test_a_model_naming_a_hub_encoder_never_reaches_the_network(tmp_path, scene, monkeypatch, capsys):
+    """A card with encoder tu-hf-hub:timm/...: refused before anything connects (a socket guard fails the
+    test on any connection), and the hubs are offline inside the engine."""
+    import socket
+
+    from fbp_landcover.engine.cli import main
+
+    def no_network(*args, **kw):
+        raise AssertionError(f"a network connection was attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    hub = _model_with(tmp_path / "hub.fbpmodel", encoder="tu-hf-hub:timm/mobilenetv3_small_050.lamb_in1k")
+    for argv in (["models", "info", str(hub)],
+                 ["map", str(scene), "--sensor", "rgbn", "--model", str(hub), "-o", str(tmp_path / "m.tif")]):
+        assert main(["--quiet", *argv]) == 1
+        err = capsys.readouterr().err
+        assert ("The model names the encoder 'tu-hf-hub:timm/mobilenetv3_small_050.lamb_in1k', which is not "
+                "one installed here (a hub or web address is never fetched)") in err, err
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_damaged_rasters_and_manifests_are_the_users_problem(tmp_path, model):
+    truncated = write_raster(tmp_path / "cut.tif", random_scene(300, 300))
+    with open(truncated, "r+b") as handle:
+        handle.truncate(truncated.stat().st_size // 2)
+    err = refused(tmp_path, truncated, *MAP, truncated, "--model", model, "-o", tmp_path / "m.tif",
+                  sentence="GDAL could not read a raster (")
+    assert "the file may be truncated or damaged" in err and "internal error" not in err
+    out = tmp_path / "job"
+    out.mkdir()
+    (out / "manifest.json").write_text("[1, 2]")
+    (out / ".fbp-job.lock").write_text("")  # what the job that wrote it left (released)
+    good = write_raster(tmp_path / "good.tif", random_scene(40, 48))
+    refused(tmp_path, good, "map-many", good, "--model", model, "-o", out, "--sensor", "rgbn",
+            sentence="is not a manifest this version can read (it holds a JSON list, not an object)")
+
+
+def test_a_closed_pipe_on_stdout_is_a_quiet_exit(tmp_path, scene):
+    run = subprocess.run(f"{CLI} info {scene} --sensor rgbn --json | head -c 20", shell=True,
+                         capture_output=True, text=True)
+    assert len(run.stdout) == 20
+    assert "internal error" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr

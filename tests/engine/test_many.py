@@ -15,6 +15,7 @@ from fbp_landcover.engine import classes
 from fbp_landcover.engine import mapping as mapping_module
 from fbp_landcover.engine.cli.many import add_commands
 from fbp_landcover.engine.errors import CancelledError, FbpError
+from fbp_landcover.engine.io.lock import LOCK_NAME
 from fbp_landcover.engine.many import ManyJob, map_many
 from fbp_landcover.engine.many import manifest as mf
 from fbp_landcover.engine.many.mosaic import composite, priority, scene_date
@@ -200,7 +201,8 @@ def test_interrupted_job_resumes_without_recomputing(model, tmp_path, monkeypatc
     man = json.loads((out / "manifest.json").read_text())
     assert [s["state"] for s in man["scenes"]] == ["done", "done", "pending"]
     assert not (out / "mosaic.tif").exists()
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no half-written files
+    hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert hidden == [LOCK_NAME]  # no half-written files; the job's lock file (released, empty) stays
     stamps = {p: p.stat().st_mtime_ns for p in (out / "scenes").glob("s[01]*.tif")}
 
     calls.clear()
