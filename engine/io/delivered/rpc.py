@@ -100,21 +100,33 @@ def recognise(path: str, *, height: float | None = None, dem: str | None = None)
     warped = gdal.Warp("", ds, format="VRT", dstSRS=f"EPSG:{epsg}", rpc=True, transformerOptions=t_opts,
                        resampleAlg="near", dstAlpha=True, errorThreshold=0, **res)
     wgt = warped.GetGeoTransform()
-    ul = tr.TransformPoint(0, 0, 0, 0)[1]
+    west, south, east, north = footprint_bounds(tr, ds.RasterXSize, ds.RasterYSize)
     facts = {"product": "RPC-only image (orthorectified on the fly)", "geometry": "RPC", "terrain": terrain,
              "utm_zone_epsg": epsg, "pixel_size_m": round(wgt[1], 4),
              "pixel_size_from": "the sensor profile" if res else "GDAL's suggestion for the RPC warp",
              "centre_lon_lat": [round(lon, 7), round(lat, 7)],
-             "upper_left_lon_lat": [round(ul[0], 7), round(ul[1], 7)],
+             "bounds_lon_lat": [round(v, 7) for v in (west, south, east, north)],
              "rpc_source": next((f for f in ds.GetFileList()[1:] if re.search(r"(rpb|rpc\.txt)$", f, re.I)),
                                 "RPC tags in the file"),
              "warped_size": [warped.RasterXSize, warped.RasterYSize]}
     if profile is not None:
         facts["sensor_from"] = reason
     why = (f"an image placed by RPCs only ({facts['rpc_source']}): orthorectified on the fly to EPSG:{epsg} "
-           f"at {wgt[1]:g} m with {terrain}")
+           f"at {wgt[1]:.4g} m with {terrain}")
     return Product(kind="RPC image", path=path, dataset=warped, profile=profile, reason=why,
                    facts=facts, notes=notes, alpha=True, sensor_reason=reason)
+
+
+def footprint_bounds(tr: gdal.Transformer, width: int, height: int, steps: int = 20):
+    """(west, south, east, north) of the image's outline through the transformer, its edges sampled as
+    gdalwarp does when it chooses an output extent."""
+    pts = [(width * i / steps, 0.0) for i in range(steps + 1)] + [(width * i / steps, float(height))
+                                                                  for i in range(steps + 1)]
+    pts += [(0.0, height * j / steps) for j in range(steps + 1)] + [(float(width), height * j / steps)
+                                                                    for j in range(steps + 1)]
+    out = [tr.TransformPoint(0, x, y, 0)[1] for x, y in pts]
+    lons, lats = [p[0] for p in out], [p[1] for p in out]
+    return min(lons), min(lats), max(lons), max(lats)
 
 
 def _gap(ds: gdal.Dataset, gt, lon: float, lat: float) -> tuple[float, float]:
