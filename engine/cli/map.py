@@ -38,12 +38,18 @@ def cmd_map(args, progress) -> int:
         batch_size=args.batch_size, device=args.device, backend=args.backend, working_gsd=args.gsd,
         mask=args.mask, extent=_extent(args.extent), confidence=args.confidence, areas=args.areas,
         quicklook=args.quicklook, overwrite=args.overwrite, models_dir=args.models_dir, adapt=adapt,
+        rpc_height=args.rpc_height, rpc_dem=args.rpc_dem,
     )
     res = map_landcover(req, progress)
     progress.close()
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")
     print(f"  sensor {res.sensor}: {res.sensor_reason}")
     print(f"  model run by {res.backend} on {res.device} ({res.device_reason})")
+    if res.mask and res.mask["used"]:
+        print(f"  mask: {'; '.join(res.mask['used'])}: {res.mask['masked_km2']:g} km² masked "
+              f"({100 * res.mask['masked_share']:.1f} % of the grid)")
+    elif res.mask:
+        print(f"  mask: none ({res.mask['found']})")
     if res.adaptation:
         from ..training.adapt import describe
 
@@ -61,9 +67,10 @@ def cmd_info(args, progress) -> int:
     from ..io.raster import open_input
     from ..io.sensors import choose
 
-    profile, reason = choose(args.image if len(args.image) > 1 else args.image[0], args.sensor)
-    with open_input(args.image if len(args.image) > 1 else args.image[0], profile,
-                    working_gsd=args.gsd) as inp:
+    image = args.image if len(args.image) > 1 else args.image[0]
+    profile, reason = choose(image, args.sensor, rpc_height=args.rpc_height, rpc_dem=args.rpc_dem)
+    with open_input(image, profile, working_gsd=args.gsd, mask=args.mask, rpc_height=args.rpc_height,
+                    rpc_dem=args.rpc_dem) as inp:
         info = inp.describe()
         from ..inference.predict import PredictSettings
         from ..inference.tiling import axis_starts, choose_window
@@ -126,12 +133,26 @@ def cmd_collapse(args, progress) -> int:
     return EXIT_OK
 
 
+def _product_options(p) -> None:
+    p.add_argument("--mask", default="auto",
+                   help="auto: the product's own quality mask (Sentinel-2 SCL or MSK_CLASSI, PlanetScope "
+                        "UDM2); "
+                        "none; or a raster whose non-zero pixels are masked (cloud, shadow), added to the "
+                        "product's own")
+    p.add_argument("--rpc-height", type=float, metavar="METRES",
+                   help="RPC images (Gaofen L1A): constant terrain height (default: the RPCs' mean height)")
+    p.add_argument("--rpc-dem", metavar="RASTER", help="RPC images: a DEM for the orthorectification")
+
+
 def add_commands(sub) -> None:
     """Add map, info, models and collapse to the ``fbp-landcover`` subparsers."""
     from ..classes import available_collapses
 
     m = sub.add_parser("map", help="map a raster to a styled 24-class GeoTIFF")
-    m.add_argument("image", nargs="+", help="raster file (or the four Sentinel-2 band files B02 B03 B04 B08)")
+    m.add_argument("image", nargs="+",
+                   help="raster file, a delivered product (Sentinel-2 .SAFE folder, .SAFE.zip or "
+                        "MTD_MSIL*.xml; a PlanetScope AnalyticMS[_SR] tif; a Gaofen L1A or other RPC image), "
+                        "or the four Sentinel-2 band files B02 B03 B04 B08")
     m.add_argument("-o", "--output", required=True, help="class GeoTIFF to write")
     m.add_argument("--model", required=True, help="our .fbpmodel file, a registered name, "
                                                   "or unet_<city>.pth.tar")
@@ -146,7 +167,7 @@ def add_commands(sub) -> None:
     m.add_argument("--device", default="auto", choices=DEVICES)
     m.add_argument("--backend", default="auto", choices=BACKENDS)
     m.add_argument("--gsd", type=float, help="working pixel size in metres (default: the sensor's)")
-    m.add_argument("--mask", help="raster whose non-zero pixels are masked (cloud, shadow)")
+    _product_options(m)
     m.add_argument("--extent", help="xmin,ymin,xmax,ymax in the raster's CRS")
     m.add_argument("--confidence", metavar="PATH", help="also write a confidence GeoTIFF")
     m.add_argument("--areas", metavar="PATH", help="also write a per-class area table (CSV, and JSON beside)")
@@ -160,6 +181,7 @@ def add_commands(sub) -> None:
     i.add_argument("image", nargs="+")
     i.add_argument("--sensor", default="auto")
     i.add_argument("--gsd", type=float)
+    _product_options(i)
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 

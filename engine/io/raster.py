@@ -1,4 +1,5 @@
-"""ModelInput: a raster (or Sentinel-2 band files) seen through a sensor profile as NIR,R,G,B 0..1 windows.
+"""ModelInput: a raster (or Sentinel-2 band files, or a delivered product: delivered/) seen through a sensor
+profile as NIR,R,G,B 0..1 windows, with the product's own quality masks and a user's mask as invalid pixels.
 
 Everything is read window by window through GDAL, so memory follows the window, never the scene.
 """
@@ -15,6 +16,8 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import FbpError
+from .delivered import MASK_AUTO, MASK_NONE, MaskSource, Product, recognise
+from .delivered.masks import user_mask
 from .gdal import RasterGrid, geographic_pixel_metres, numpy_dtype, open_dataset, srs, warp_to_grid
 from .sensors import SensorProfile, s2_band_files
 
@@ -111,13 +114,17 @@ class ModelInput:
         working_gsd: float | None = None,
         mask: str | None = None,
         extent: tuple[float, float, float, float] | None = None,
+        rpc_height: float | None = None,
+        rpc_dem: str | None = None,
     ) -> None:
         self.profile = profile
         self.notes: list[str] = []
         self._vsimem: list[str] = []
         self._read_ds: gdal.Dataset | None = None
-        self._mask_ds: gdal.Dataset | None = None
+        self._masks: list[tuple[MaskSource, gdal.Dataset]] = []
         self._alpha: int | None = None
+        self.product: Product | None = None
+        self._rpc = (rpc_height, rpc_dem)
         try:
             self._open(image, working_gsd, mask, extent)
         except BaseException:
@@ -132,7 +139,14 @@ class ModelInput:
             raise FbpError("No input raster was given; give a raster file or the Sentinel-2 band files.")
         self.paths = paths
         self.path = paths[0]
-        if len(paths) == 1:
+        self.product = recognise(paths[0], rpc_height=self._rpc[0], rpc_dem=self._rpc[1]) if len(paths) == 1 \
+            else None
+        if self.product is not None:
+            ds = self.product.dataset
+            src = gdal.Open(ds) if isinstance(ds, str) else ds
+            meta_sources = [src]
+            self.notes += self.product.notes
+        elif len(paths) == 1:
             src = open_dataset(paths[0], raw=self.profile.raw_gtiff)
             meta_sources = [src]
         else:
@@ -156,7 +170,11 @@ class ModelInput:
             raise FbpError(f"{self.path} is 0 pixels wide or high; give a raster with pixels.")
         if src.RasterCount < 1:
             raise FbpError(f"{self.path} has no raster bands; give a raster with NIR, R, G and B bands.")
-        self.bands = self.profile.bands_for(src.RasterCount, self.path)
+        count = src.RasterCount
+        if self.product is not None and self.product.alpha:  # a warped VRT: its last band says inside/outside
+            self._alpha = count
+            count -= 1
+        self.bands = self.profile.bands_for(count, self.path)
         self._unique = sorted(set(self.bands))
         first = src.GetRasterBand(self._unique[0])
         self.dtype = numpy_dtype(first)
@@ -171,11 +189,22 @@ class ModelInput:
         self.georeferenced = src.GetGeoTransform(can_return_null=True) is not None
         self.geographic = bool(self._srs_obj and self._srs_obj.IsGeographic())
 
+        self._invalid = tuple(self.product.invalid_values) if self.product else ()
+        gains = self.product.band_gains if self.product else None
+        self._gains = tuple(float(g) for g in gains) if gains else (1.0, 1.0, 1.0, 1.0)
         self._setup_grid(working_gsd)
         self._setup_extent(extent)
-        self.mask_path = os.fspath(mask) if mask else None
-        if mask:
-            self._setup_mask(self.mask_path)
+        self.mask_option = MASK_AUTO if mask in (None, "", MASK_AUTO) else os.fspath(mask)
+        self.mask_path = None if self.mask_option in (MASK_AUTO, MASK_NONE) else self.mask_option
+        self.mask_note = (self.product.mask_note if self.product
+                          else "not a recognised product: no product mask")
+        sources = list(self.product.masks) if self.product and self.mask_option != MASK_NONE else []
+        if self.mask_option == MASK_NONE:
+            self.mask_note = "no mask (mask option 'none')"
+        if self.mask_path:
+            sources.append(user_mask(self.mask_path))
+        for source in sources:
+            self._setup_mask(source)
         self._setup_scaling(meta_sources)
 
     def _native_metres(self) -> tuple[float, float] | None:
@@ -206,6 +235,9 @@ class ModelInput:
         if same:
             return
         where = "the profile's default" if not explicit else "the requested"
+        if self._alpha is not None:
+            raise FbpError(f"{self.path} is orthorectified on the fly at {self.gsd:g} m and cannot also be "
+                           f"resampled to {wg:g} m; leave the working GSD empty.")
         if not self.georeferenced or self.geographic:
             why = "has no georeferencing" if not self.georeferenced else "is in a geographic CRS (degrees)"
             if explicit:
@@ -270,8 +302,14 @@ class ModelInput:
         self.width, self.height = c1 - c0, r1 - r0
         self.geotransform = (ox + c0 * sx, sx, 0.0, oy + r0 * sy, 0.0, sy)
 
-    def _setup_mask(self, mask: str) -> None:
-        mds = open_dataset(mask)
+    def _setup_mask(self, source: MaskSource) -> None:
+        """One mask band seen on the working grid (nearest neighbour), kept with its rule."""
+        mask = source.dataset
+        mds = open_dataset(mask) if os.path.exists(mask) or mask.startswith("/vsi") else gdal.Open(mask)
+        if source.band > mds.RasterCount:
+            raise FbpError(f"Mask {mask} has {mds.RasterCount} band(s); band {source.band} was expected.")
+        if mds.RasterCount > 1:  # warp only the band the rule reads
+            mds = gdal.Translate("", mds, format="VRT", bandList=[source.band])
         fw, fh = self._full_size
         mgt = mds.GetGeoTransform(can_return_null=True)
         if not self.georeferenced or mgt is None:
@@ -280,13 +318,13 @@ class ModelInput:
                     f"Mask {mask} is {mds.RasterXSize}x{mds.RasterYSize} pixels and it or the image has no "
                     f"georeferencing, so it must match the image's {fw}x{fh} grid; give a georeferenced mask."
                 )
-            self._mask_ds = mds
+            self._masks.append((source, mds))
             return
-        self._mask_ds = warp_to_grid(
+        self._masks.append((source, warp_to_grid(
             mds, self._full_gt, fw, fh, self.projection,
             srcSRS=None if mds.GetProjection() else (self.projection or None),
             srcNodata="None", errorThreshold=0, overviewLevel="NONE",
-        )
+        )))
 
     def _setup_scaling(self, meta_sources: list[gdal.Dataset]) -> None:
         max_value = None
@@ -302,6 +340,9 @@ class ModelInput:
         np_dtype = "float32" if self._float else self.dtype
         self.scale, reason = self.profile.resolve_scale(np_dtype, max_value, self.path)
         self.offset = float(self.profile.offset)
+        if self.product is not None and self.product.scaling and self.profile == self.product.profile:
+            self.scaling = self.product.scaling
+            return
         if self.profile.offset_from_metadata and not self._float:
             self.offset, why = _s2_offset(meta_sources, tuple(self._unique) if len(self.paths) == 1 else (1,))
             reason += f"; {why}"
@@ -328,11 +369,44 @@ class ModelInput:
                     valid &= arr != nd
             elif nd is not None and not math.isnan(nd):
                 valid &= arr != nd
+            for bad in self._invalid:
+                valid &= arr != bad
         if self._alpha is not None:
             valid &= self._read_ds.GetRasterBand(self._alpha).ReadAsArray(rx, ry, w, h) > 0
-        if self._mask_ds is not None:
-            valid &= self._mask_ds.GetRasterBand(1).ReadAsArray(rx, ry, w, h) == 0
+        if self._masks:
+            valid &= ~self._masked_raw(rx, ry, w, h)
         return raws, valid
+
+    def _masked_raw(self, rx: int, ry: int, w: int, h: int) -> np.ndarray:
+        masked = np.zeros((h, w), dtype=bool)
+        for source, ds in self._masks:
+            masked |= np.asarray(source.rule(ds.GetRasterBand(1).ReadAsArray(rx, ry, w, h)), dtype=bool)
+        return masked
+
+    def masked(self, x: int, y: int, w: int, h: int) -> np.ndarray:
+        """Where the masks (the product's and the user's) mask a window inside the grid; no image validity."""
+        if not self._masks:
+            return np.zeros((h, w), dtype=bool)
+        return self._masked_raw(x + self._xoff, y + self._yoff, w, h)
+
+    def masked_share_estimate(self) -> float | None:
+        """The masked share of the grid from the same evenly spread windows as the statistics (exact on a
+        raster they cover), or None without masks."""
+        if not self._masks:
+            return None
+        total = hit = 0
+        for x, y, w, h in _sample_windows(self.width, self.height, _SAMPLE_WINDOWS, _SAMPLE_WINDOW):
+            m = self.masked(x, y, w, h)
+            total += m.size
+            hit += int(m.sum())
+        return hit / total if total else 0.0
+
+    def mask_summary(self, estimate: bool = True) -> dict:
+        """Which masks are used (name and rule), what was looked for, the masked share (estimated)."""
+        share = self.masked_share_estimate() if estimate else None
+        return {"option": self.mask_option, "found": self.mask_note,
+                "used": [f"{s.name}: {s.rule_text}" for s, _ in self._masks],
+                "masked_share_estimate": None if share is None else round(share, 4)}
 
     def read(self, x: int, y: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """A window (boundless): float32 (4, h, w) NIR,R,G,B in 0..1 and bool (h, w) validity.
@@ -352,6 +426,8 @@ class ModelInput:
         sl = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
         for k, b in enumerate(self.bands):
             vals = (raws[b].astype(np.float32) - np.float32(self.offset)) / np.float32(self.scale)
+            if self._gains[k] != 1.0:
+                vals *= np.float32(self._gains[k])
             np.clip(vals, 0.0, 1.0, out=vals)
             vals[~v] = 0.0
             out[k][sl] = vals
@@ -434,7 +510,10 @@ class ModelInput:
             "scale": self.scale,
             "offset": self.offset,
             "scaling": self.scaling,
-            "mask": self.mask_path,
+            "mask": self.mask_summary(),
+            "product": dict(self.product.facts, kind=self.product.kind) if self.product else None,
+            "geometry": self.product.facts.get("geometry") if self.product else (
+                "geotransform" if self.georeferenced else "none (pixel grid only)"),
             "notes": list(self.notes),
         }
 
@@ -442,8 +521,9 @@ class ModelInput:
 
     def close(self) -> None:
         """Release GDAL datasets and in-memory VRTs (safe to call twice)."""
-        self._mask_ds = None
+        self._masks = []
         self._read_ds = None
+        self.product = None
         self._src = None
         for p in self._vsimem:
             try:
@@ -476,6 +556,12 @@ def open_input(
     working_gsd: float | None = None,
     mask: str | None = None,
     extent: tuple[float, float, float, float] | None = None,
+    rpc_height: float | None = None,
+    rpc_dem: str | None = None,
 ) -> ModelInput:
-    """Open a raster (or Sentinel-2 band files) as model input; see ``ModelInput``."""
-    return ModelInput(image, profile, working_gsd=working_gsd, mask=mask, extent=extent)
+    """Open a raster (or Sentinel-2 band files, or a delivered product) as model input; see ``ModelInput``.
+
+    ``mask``: None or "auto" (the product's own masks), "none" (no mask at all), or a raster whose non-zero
+    pixels are masked, combined with the product's own."""
+    return ModelInput(image, profile, working_gsd=working_gsd, mask=mask, extent=extent,
+                      rpc_height=rpc_height, rpc_dem=rpc_dem)

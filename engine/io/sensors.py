@@ -219,11 +219,45 @@ def s2_band_files(paths: list[str]) -> list[str] | None:
     return [paths[names.index(band)] for band in S2_MODEL_BANDS]
 
 
-def choose(image, sensor: str | None = "auto") -> tuple[SensorProfile, str]:
-    """(profile, reason) for ``sensor``: a profile name, a custom mapping, or "auto" (``detect``)."""
+def choose(image, sensor: str | None = "auto", *, rpc_height: float | None = None,
+           rpc_dem: str | None = None) -> tuple[SensorProfile, str]:
+    """(profile, reason) for ``sensor``: a profile name, a custom mapping, or "auto" (``detect``).
+
+    A delivered product (delivered/: a Sentinel-2 SAFE, a PlanetScope scene, an RPC image) brings its own
+    profile (bands by name, its offsets); a user's custom mapping replaces it, a named profile adds its
+    overrides (``sentinel2:offset=0``) to it."""
+    single = image[0] if isinstance(image, (list, tuple)) and len(image) == 1 else image
+    if not isinstance(single, (list, tuple)):
+        from .delivered import recognise
+
+        product = recognise(single, rpc_height=rpc_height, rpc_dem=rpc_dem)
+        if product is not None:
+            return _product_profile(product, sensor)
     if sensor in (None, "", "auto"):
         return detect(image)
     return get_profile(sensor), f"chosen by the user ({sensor})"
+
+
+def _product_profile(product, sensor: str | None) -> tuple[SensorProfile, str]:
+    auto = sensor in (None, "", "auto")
+    if product.profile is None:  # an RPC image of no known sensor: its (warped) pixels decide
+        if auto:
+            ds = product.dataset if not isinstance(product.dataset, str) else open_dataset(product.dataset)
+            prof, why = _detect_ds(ds, product.path, ds.RasterCount - (1 if product.alpha else 0))
+            return prof, f"{product.reason}; {why}"
+        return get_profile(sensor), f"{product.reason}; sensor chosen by the user ({sensor})"
+    why = product.reason + (f"; {product.sensor_reason}" if product.sensor_reason else "")
+    if auto:
+        return product.profile, why
+    user = get_profile(sensor)
+    if user.name == "custom":
+        return user, f"{product.reason}; bands chosen by the user ({sensor})"
+    if user.name != product.profile.name:
+        return user, f"{product.reason}; sensor chosen by the user ({sensor})"
+    base = PROFILES[user.name]
+    changes = {k: getattr(user, k) for k in ("scale", "offset", "gsd", "working_gsd")
+               if getattr(user, k) != getattr(base, k)}
+    return replace(product.profile, spec=user.spec, **changes), f"{why}; user overrides {sensor}"
 
 
 def _choices() -> str:
@@ -258,7 +292,11 @@ def detect(path_or_paths) -> tuple[SensorProfile, str]:
         return detect(paths[0]) if len(paths) == 1 else _detect_band_files(paths)
     path = os.fspath(path_or_paths)
     ds = open_dataset(path)
-    n = ds.RasterCount
+    return _detect_ds(ds, path, ds.RasterCount)
+
+
+def _detect_ds(ds: gdal.Dataset, path: str, n: int) -> tuple[SensorProfile, str]:
+    """``detect`` on an open dataset whose first ``n`` bands are the image (a warped VRT adds alpha)."""
     dtype = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType) if n else "none"
     interp = _interp_names(ds)
     descs = [ds.GetRasterBand(i + 1).GetDescription().strip().upper() for i in range(n)]

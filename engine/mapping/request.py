@@ -28,7 +28,9 @@ class MapRequest:
     device: str = "auto"
     backend: str = "auto"
     working_gsd: float | None = None  # None: the sensor profile's default
-    mask: str | None = None  # a raster whose non-zero pixels are left unmapped (0)
+    # "auto" (None): the product's own quality masks (Sentinel-2 SCL, PlanetScope UDM2, ...); "none"; or a
+    # raster whose non-zero pixels are left unmapped (0), combined with the product's own
+    mask: str | None = None
     extent: tuple[float, float, float, float] | None = None  # xmin, ymin, xmax, ymax in the raster's CRS
     confidence: str | None = None  # a float32 GeoTIFF of 1 - normalised entropy, nodata -1
     areas: str | None = None  # a CSV area table; the JSON is written beside it
@@ -36,6 +38,8 @@ class MapRequest:
     overwrite: bool = False
     models_dir: str | None = None
     adapt: AdaptOptions | None = None  # quick adaptation to the image before mapping
+    rpc_height: float | None = None  # RPC images: constant height (m); None: the RPCs' HEIGHT_OFF
+    rpc_dem: str | None = None  # RPC images: a DEM raster instead of a constant height
 
 
 @dataclass
@@ -59,6 +63,8 @@ class MapResult:
     # what quick adaptation did (None: none was asked): method, iterations, final_pseudo_label_share,
     # source_used, … as the adapted card's provenance records it
     adaptation: dict | None = None
+    # the masks used (names and rules), what was found, and the masked pixels, km² and share of the grid
+    mask: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,10 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
     outputs = plan_outputs(req)
     prog(0.0, "Loading the model")
     model, card, model_path = load_model(req.model, req.models_dir)
-    profile, reason = sensors.choose(req.image, req.sensor)
+    profile, reason = sensors.choose(req.image, req.sensor, rpc_height=req.rpc_height, rpc_dem=req.rpc_dem)
     prog.stage(0, 0.02)(1.0, f"Sensor: {profile.title} ({reason})")
-    with open_input(req.image, profile, working_gsd=req.working_gsd, mask=req.mask, extent=req.extent) as inp:
+    with open_input(req.image, profile, working_gsd=req.working_gsd, mask=req.mask, extent=req.extent,
+                    rpc_height=req.rpc_height, rpc_dem=req.rpc_dem) as inp:
         prog.stage(0.02, 0.05)(0.0, "Computing normalisation statistics")
         stats = resolve_stats(req.stats, inp, card.stats)
         if req.adapt:
@@ -60,7 +61,8 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
         settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
                                     card.architecture)
         metadata = _metadata(req, card, model_path, profile, reason, stats, backend, settings)
-        rows = _write_products(req, outputs, inp, backend, stats, settings, metadata, prog, start)
+        mask: dict = {}
+        rows = _write_products(req, outputs, inp, backend, stats, settings, metadata, prog, start, mask)
         prog(1.0, "Done")
         return MapResult(
             output=str(outputs.classes), qml=str(outputs.qml),
@@ -70,6 +72,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             device=backend.device, device_reason=backend.reason, areas=rows,
             width=inp.width, height=inp.height, seconds=time.monotonic() - t0,
             adaptation=card.provenance.get("quick_adaptation") if req.adapt else None,
+            mask=mask or None,
         )
 
 
@@ -119,9 +122,9 @@ def default_settings(req: MapRequest, backend, multiple: int, width: int, height
 
 
 def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, settings: PredictSettings,
-                    metadata: dict[str, str], prog: Progress, start: float) -> list[dict]:
+                    metadata: dict[str, str], prog: Progress, start: float, mask: dict) -> list[dict]:
     """Predict into the class (and confidence) rasters (progress from ``start``) and write every output as one
-    set; returns the area rows."""
+    set; returns the area rows and fills ``mask`` with what the masks took out."""
     with AtomicFiles() as files:
         class_tmp = files.temp_for(outputs.classes)
         cw = files.closing(class_writer(class_tmp, inp.width, inp.height, inp.geotransform, inp.projection))
@@ -131,9 +134,13 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
                                                  inp.geotransform, inp.projection))
         counter = AreaCounter(inp.geotransform, inp.projection)
 
+        has_masks = bool(inp.mask_summary(estimate=False)["used"])
+
         def sink(x, y, block, conf):
             cw.write(x, y, block)
             counter.add(y, block)
+            if has_masks:
+                counter.add_masked(y, inp.masked(x, y, block.shape[1], block.shape[0]))
             if fw is not None and conf is not None:
                 fw.write(x, y, conf)
 
@@ -142,13 +149,17 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
         if sum(r["pixels"] for r in rows) == 0:
             raise FbpError(f"{_describe(req.image)} has no valid pixels to map (all nodata or masked); "
                            "check its nodata value, the mask and the extent.")
+        mask.update(inp.mask_summary(estimate=False), **counter.masked_totals(inp.width * inp.height))
+        mask.pop("masked_share_estimate", None)
+        metadata["FBP_MASK"] = json.dumps(mask, sort_keys=True)
         prog.stage(0.95, 1.0)(0.0, "Writing overviews and styles")
         cw.finish("MODE", metadata)
         if fw is not None:
             fw.finish("AVERAGE", metadata)
         files.write_text(outputs.qml, classes.qml())
         if outputs.areas:
-            write_area_tables(rows, outputs.areas, str(outputs.classes), files)
+            write_area_tables(rows, outputs.areas, str(outputs.classes), files,
+                              masked=mask if mask["used"] else None)
         if outputs.quicklook:
             quicklook_png(class_tmp, files.temp_for(outputs.quicklook))
         prog.check()
@@ -160,6 +171,15 @@ def _bound_gdal_cache() -> None:
     GDAL_CACHE_MB is plenty for row-band writing. A user's GDAL_CACHEMAX wins."""
     if "GDAL_CACHEMAX" not in os.environ and gdal.GetCacheMax() > GDAL_CACHE_MB * 2**20:
         gdal.SetCacheMax(GDAL_CACHE_MB * 2**20)
+
+
+def _product(req) -> str:
+    from ..io.delivered import recognise
+
+    if isinstance(req.image, (list, tuple)):
+        return ""
+    product = recognise(req.image, rpc_height=req.rpc_height, rpc_dem=req.rpc_dem)
+    return json.dumps(dict(product.facts, kind=product.kind), default=str, sort_keys=True) if product else ""
 
 
 def _text(path) -> str | None:
@@ -179,6 +199,7 @@ def _metadata(req, card, model_path, profile, reason, stats, backend, settings) 
         "FBP_MODEL_PROVENANCE": json.dumps(card.provenance, sort_keys=True),
         "FBP_SENSOR": profile.name,
         "FBP_SENSOR_REASON": reason,
+        "FBP_PRODUCT": _product(req),
         "FBP_STATS": json.dumps(stats.to_dict()),
         "FBP_STITCH": (f"{settings.stitch} window={settings.window}x{settings.rows} "
                        f"overlap={settings.overlap}"),

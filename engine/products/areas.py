@@ -77,6 +77,8 @@ class AreaCounter:
         self.pixel_area = PixelArea(geotransform, projection)
         self.pixels = np.zeros(256, dtype=np.int64)
         self.area_m2 = np.zeros(256, dtype=np.float64)
+        self.masked_pixels = 0
+        self.masked_m2 = 0.0
 
     def add(self, y: int, block: np.ndarray) -> None:
         rows = self.pixel_area.rows_area(y, block.shape[0])
@@ -84,6 +86,17 @@ class AreaCounter:
             counts = np.bincount(block[r].ravel(), minlength=256)
             self.pixels += counts
             self.area_m2 += counts * rows[r]
+
+    def add_masked(self, y: int, masked: np.ndarray) -> None:
+        """Count the pixels a mask took out of rows ``y``.. (bool, True = masked)."""
+        per_row = masked.sum(axis=1)
+        self.masked_pixels += int(per_row.sum())
+        self.masked_m2 += float((per_row * self.pixel_area.rows_area(y, masked.shape[0])).sum())
+
+    def masked_totals(self, grid_pixels: int) -> dict:
+        """Masked pixels, km² and share of the grid's pixels."""
+        return {"masked_pixels": self.masked_pixels, "masked_km2": round(self.masked_m2 / 1e6, 6),
+                "masked_share": round(self.masked_pixels / grid_pixels, 6) if grid_pixels else 0.0}
 
     def table(self) -> list[dict]:
         """Rows for classes 1..24: index, name, hex, pixels, hectares, km2, percent (of mapped area)."""
@@ -99,21 +112,30 @@ class AreaCounter:
         return out
 
 
-def table_csv(rows: list[dict]) -> str:
+def table_csv(rows: list[dict], masked: dict | None = None) -> str:
+    """The CSV area table; with ``masked`` a last row (index empty, name "masked") says what masks took
+    out."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    if masked is not None:
+        km2 = masked["masked_km2"]
+        writer.writerow({"index": "", "name": "masked", "hex": "", "pixels": masked["masked_pixels"],
+                         "hectares": round(km2 * 100, 4), "km2": km2, "percent": ""})
     return buf.getvalue()
 
 
-def table_json(rows: list[dict], source: str) -> str:
+def table_json(rows: list[dict], source: str, masked: dict | None = None) -> str:
     total = {
         "pixels": sum(r["pixels"] for r in rows),
         "hectares": round(sum(r["hectares"] for r in rows), 4),
         "km2": round(sum(r["km2"] for r in rows), 6),
     }
-    return json.dumps({"map": source, "classes": rows, "total": total}, indent=2)
+    doc = {"map": source, "classes": rows, "total": total}
+    if masked is not None:
+        doc["masked"] = masked
+    return json.dumps(doc, indent=2)
 
 
 def json_beside(csv_path: str | os.PathLike) -> Path:
@@ -122,14 +144,14 @@ def json_beside(csv_path: str | os.PathLike) -> Path:
 
 
 def write_area_tables(rows: list[dict], csv_path: str | os.PathLike, source: str,
-                      files: AtomicFiles | None = None) -> Path:
+                      files: AtomicFiles | None = None, masked: dict | None = None) -> Path:
     """Write the area table as CSV and, beside it, as JSON; returns the JSON's path.
 
     With ``files`` the two join that set of outputs (committed by its owner), else they are committed now."""
     json_path = json_beside(csv_path)
     with (AtomicFiles() if files is None else nullcontext(files)) as own:
-        own.write_text(csv_path, table_csv(rows))
-        own.write_text(json_path, table_json(rows, source))
+        own.write_text(csv_path, table_csv(rows, masked))
+        own.write_text(json_path, table_json(rows, source, masked))
     return json_path
 
 
