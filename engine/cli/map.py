@@ -4,6 +4,7 @@ with a raster, the models folder, and a map re-coded to a coarser legend."""
 from __future__ import annotations
 
 import json
+import sys
 
 from ..errors import FbpError
 from ..inference.backends import BACKENDS
@@ -37,6 +38,10 @@ def cmd_map(args, progress) -> int:
         mask=args.mask, extent=_extent(args.extent), confidence=args.confidence, areas=args.areas,
         quicklook=args.quicklook, overwrite=args.overwrite, models_dir=args.models_dir, adapt=adapt,
     )
+    from ..io.plausibility import check
+
+    for warning in check(req.image, req.sensor):
+        print(f"warning: check the sensor: {warning}", file=sys.stderr)
     res = map_landcover(req, progress)
     progress.close()
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")
