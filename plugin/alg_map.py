@@ -91,7 +91,7 @@ class MapLandCover(FbpAlgorithm):
 
         sensor, model = self.sensor_and_model(parameters, context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        confidence = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) or None
+        confidence = self.optional_output_layer(parameters, "CONFIDENCE", context)
         areas = self.parameterAsFileOutput(parameters, "AREAS", context) or None
         request = MapRequest(
             image=self._input, output=output, model=model, sensor=sensor,
