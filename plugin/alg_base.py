@@ -82,6 +82,11 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(str(ICON))
 
+    def helpUrl(self) -> str:  # noqa: N802
+        from .help import help_url
+
+        return help_url(self.NAME)
+
     def createInstance(self):  # noqa: N802
         return type(self)()
 
@@ -160,10 +165,9 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         """SENSOR (auto + the engine's profiles + custom), CUSTOM_MAPPING and MODEL."""
         self.addParameter(self.enum_parameter("SENSOR", tr("Sensor"), sensor_options()))
         self.addParameter(QgsProcessingParameterString(
-            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
-            optional=True))
+            "CUSTOM_MAPPING", tr("Band mapping (custom)"), optional=True))
         self.addParameter(QgsProcessingParameterString(
-            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
+            "MODEL", tr("Model"), optional=True))
 
     def sensor_spec(self, parameters, context) -> str:
         """The engine's sensor spec from SENSOR and CUSTOM_MAPPING."""

@@ -48,7 +48,7 @@ class MapLandCover(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Input raster")))
         self.add_sensor_and_model_parameters()
         self.addParameter(QgsProcessingParameterNumber(
-            "ADAPT_ITERATIONS", tr("Quick adaptation to this image first: iterations (0 = none)"),
+            "ADAPT_ITERATIONS", tr("Adaptation iterations"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
