@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -64,3 +65,57 @@ class Progress:
     @property
     def cancelled(self) -> bool:
         return bool(self._is_cancelled())
+
+
+_ESTIMATE_RE = re.compile(r" \(about [^)]* left\)$")
+
+
+def stage_text(message: str) -> str:
+    """A progress message without the stage's own estimate (``Progress`` appends "(about … left)")."""
+    return _ESTIMATE_RE.sub("", message)
+
+
+class RunEstimate:
+    """One estimate of the time left for a whole run, from the measured rate of its current stage.
+
+    A run's stages advance its 0..1 fraction at different speeds (adaptation is slower per percent than
+    mapping), so the estimate extrapolates the current stage's measured rate (fraction per second since the
+    stage began) over what is left of the run, never the run's average. A stage whose fraction has not moved
+    for ``stalled_after`` seconds (a one-time model export) has no known length, and the estimate says so
+    instead of freezing.
+    """
+
+    def __init__(self, stalled_after: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._stalled_after = stalled_after
+        self._t0 = clock()
+        self._stage = ""
+        self._stage_t = self._t0
+        self._stage_f = 0.0
+        self._last_f = 0.0
+        self._moved_t = self._t0
+
+    def update(self, fraction: float, message: str | None = None) -> str:
+        """Record ``fraction`` (0..1) of the run and the stage's ``message``; the estimate in words."""
+        now = self._clock()
+        if message is not None:
+            key = re.sub(r"\d+", "#", stage_text(message).split(":")[0])
+            if key != self._stage:
+                self._stage, self._stage_t, self._stage_f, self._moved_t = key, now, fraction, now
+        if fraction > self._last_f:
+            self._moved_t = now
+        self._last_f = max(self._last_f, fraction)
+        return self.text(now)
+
+    def text(self, now: float | None = None) -> str:
+        """"12 s elapsed, about 1 min 05 s left", or why no estimate can be given yet."""
+        now = self._clock() if now is None else now
+        elapsed = f"{format_seconds(now - self._t0)} elapsed"
+        if self._last_f >= 1.0:
+            return elapsed
+        if now - self._moved_t >= self._stalled_after:
+            return f"{elapsed}; this step's length is not known (it reports no progress), so no estimate yet"
+        done, spent = self._last_f - self._stage_f, now - self._stage_t
+        if done <= 0.005 or spent < 1.0:
+            return elapsed
+        return f"{elapsed}, about {format_seconds((1.0 - self._last_f) * spent / done)} left"

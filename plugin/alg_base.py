@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterString,
@@ -81,8 +82,28 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return QIcon(str(ICON))
 
+    def helpUrl(self) -> str:  # noqa: N802
+        from .help import help_url
+
+        return help_url(self.NAME)
+
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def preprocessParameters(self, parameters):  # noqa: N802
+        """Enum values given as option numbers (what ``qgis_process help`` lists) become the option names
+        our enums use, so ARCHITECTURE=2 and ARCHITECTURE=unet_resnet34 both work."""
+        values = dict(parameters)
+        for param in self.parameterDefinitions():
+            if isinstance(param, QgsProcessingParameterEnum) and param.usesStaticStrings():
+                values[param.name()] = enum_name(param, values.get(param.name()))
+        return values
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        return super().checkParameterValues(self.preprocessParameters(parameters), context)
+
+    def parameterAsEnumString(self, parameters, name, context):  # noqa: N802
+        return super().parameterAsEnumString(self.preprocessParameters(parameters), name, context)
 
     def canExecute(self):  # noqa: N802
         if self.NEEDS_ENGINE:
@@ -110,6 +131,16 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
                                          "choose a raster layer or file.")
         return layer
 
+    def optional_output_layer(self, parameters, name: str, context) -> str | None:
+        """An optional raster destination, or None when left empty. Asking Processing for an empty one
+        would register '' as a layer to load, which batch mode then reports as "not correctly generated"."""
+        value = parameters.get(name)
+        if isinstance(value, QgsProcessingOutputLayerDefinition):
+            value = value.sink.staticValue()
+        if value in (None, ""):
+            return None
+        return self.parameterAsOutputLayer(parameters, name, context) or None
+
     def require_engine(self) -> None:
         ok, problem = self.canExecute()
         if not ok:
@@ -134,10 +165,9 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         """SENSOR (auto + the engine's profiles + custom), CUSTOM_MAPPING and MODEL."""
         self.addParameter(self.enum_parameter("SENSOR", tr("Sensor"), sensor_options()))
         self.addParameter(QgsProcessingParameterString(
-            "CUSTOM_MAPPING", tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"),
-            optional=True))
+            "CUSTOM_MAPPING", tr("Band mapping (custom)"), optional=True))
         self.addParameter(QgsProcessingParameterString(
-            "MODEL", tr("Model (file or registered name; empty = first registered)"), optional=True))
+            "MODEL", tr("Model"), optional=True))
 
     def sensor_spec(self, parameters, context) -> str:
         """The engine's sensor spec from SENSOR and CUSTOM_MAPPING."""
@@ -158,6 +188,17 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         model = (self.parameterAsString(parameters, "MODEL",
                                         context) or "").strip() or default_model(models_dir())
         return self.sensor_spec(parameters, context), model
+
+
+def enum_name(param: QgsProcessingParameterEnum, value):
+    """An option number (int or digits) of a static-string enum as its option name; anything else as is."""
+    options = param.options()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        index = int(value)
+        return options[index] if 0 <= index < len(options) else value
+    return value
 
 
 def sensor_options() -> list[str]:

@@ -48,7 +48,7 @@ class MapLandCover(FbpAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", tr("Input raster")))
         self.add_sensor_and_model_parameters()
         self.addParameter(QgsProcessingParameterNumber(
-            "ADAPT_ITERATIONS", tr("Quick adaptation to this image first: iterations (0 = none)"),
+            "ADAPT_ITERATIONS", tr("Adaptation iterations"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -64,7 +64,8 @@ class MapLandCover(FbpAlgorithm):
             "CONFIDENCE", tr("Confidence"), optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             "AREAS", tr("Area table"), fileFilter="CSV files (*.csv)", optional=True, createByDefault=False))
-        for key, text in (("SENSOR_USED", "Sensor used"), ("DEVICE_USED", "Device used"),
+        for key, text in (("SENSOR_USED", "Sensor used"), ("SENSOR_REASON", "Why this sensor"),
+                          ("DEVICE_USED", "Device used"),
                           ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)"),
                           ("ADAPTATION", "Adaptation that ran (JSON; empty: none)")):
             self.addOutput(QgsProcessingOutputString(key, tr(text)))
@@ -90,7 +91,7 @@ class MapLandCover(FbpAlgorithm):
 
         sensor, model = self.sensor_and_model(parameters, context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        confidence = self.parameterAsOutputLayer(parameters, "CONFIDENCE", context) or None
+        confidence = self.optional_output_layer(parameters, "CONFIDENCE", context)
         areas = self.parameterAsFileOutput(parameters, "AREAS", context) or None
         request = MapRequest(
             image=self._input, output=output, model=model, sensor=sensor,
@@ -109,6 +110,10 @@ class MapLandCover(FbpAlgorithm):
             request.adapt = AdaptOptions(iterations=iterations)
         bridge = FeedbackBridge(feedback)
         feedback.pushInfo(f"Mapping {self._input} with model {model} (sensor {sensor}).")
+        from ..engine.io.plausibility import check
+
+        for warning in check(self._input, sensor):
+            feedback.pushWarning(f"Check the sensor: {warning}")
         result = self.run_engine(map_landcover, request, bridge.progress, bridge.is_cancelled)
         feedback.pushInfo(f"Sensor: {result.sensor} — {result.sensor_reason}")
         feedback.pushInfo(f"Device: {result.device} ({result.backend}) — {result.device_reason}")
@@ -122,7 +127,8 @@ class MapLandCover(FbpAlgorithm):
             styling.attach(context, confidence, styling.style_confidence, f"{self._input_name} confidence")
         return {
             "OUTPUT": result.output, "CONFIDENCE": result.confidence, "AREAS": result.areas_csv,
-            "AREAS_JSON": result.areas_json, "SENSOR_USED": result.sensor, "DEVICE_USED": result.device,
+            "AREAS_JSON": result.areas_json, "SENSOR_USED": result.sensor,
+            "SENSOR_REASON": result.sensor_reason, "DEVICE_USED": result.device,
             "BACKEND_USED": result.backend,
             "ADAPTATION": json.dumps(result.adaptation, default=str) if result.adaptation else "",
         }

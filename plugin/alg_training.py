@@ -105,7 +105,7 @@ class TrainSourceModel(FbpAlgorithm):
             self.enum_parameter("SENSOR", tr("Sensor of the image rasters"), sensor_options()),
             QgsProcessingParameterString(
                 "CUSTOM_MAPPING",
-                tr("Custom band mapping (sensor 'custom'), e.g. nir=4,r=1,g=2,b=3,scale=255"), optional=True),
+                tr("Band mapping (custom)"), optional=True),
             self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), list(IMAGE_KINDS)),
             self.enum_parameter("STATS", tr("Normalisation"), list(TRAIN_STATS)),
             QgsProcessingParameterString("SMP_ARCH", tr("Custom: smp architecture"), defaultValue="Unet"),

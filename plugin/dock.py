@@ -7,12 +7,12 @@ on the main thread.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsCoordinateTransform,
     QgsMapLayerProxyModel,
@@ -24,8 +24,7 @@ from qgis.core import (
     QgsReferencedRectangle,
 )
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor, QIcon, QPixmap
+from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,32 +32,25 @@ from qgis.PyQt.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from . import engine_check, styling
+from . import dock_settings, engine_check, run_summary, styling
+from .area_table import AREAS_CSV, AREAS_JSON, AreaTable
 from .engine_box import EngineBox
+from .messages import for_panel
 from .tasks import TaskFeedback as DockFeedback
 
 ALGORITHM_ID = "fbplandcover:maplandcover"
-
-
-def _eta(elapsed: float, fraction: float) -> str:
-    if fraction <= 0.02 or elapsed < 1.0:
-        return f"{elapsed:.0f} s elapsed"
-    left = elapsed * (1 - fraction) / fraction
-    left_text = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
-    return f"{elapsed:.0f} s elapsed, about {left_text} left"
+MESSAGE_TITLE = "FBP Land Cover"
 
 
 class LandCoverDock(QDockWidget):
@@ -77,12 +69,21 @@ class LandCoverDock(QDockWidget):
         self.outputs: dict[str, str | None] = {}
         self.last_error = ""
         self.result_layers: list[QgsRasterLayer] = []
+        self.warnings: list[str] = []
+        self._warned_for = None  # (layer source, sensor spec) whose warnings were shown: the next click runs
+        self._problem_cause = ""  # what the shown problem is about ("model", "sensor"): cleared with it
         self._started = 0.0
         self._engine_checked = False
         self._add_run = None
+        self.estimate = None
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._show_estimate)
         self._build()
+        dock_settings_restore(self)
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self._layer_changed(self.layer_combo.currentLayer())
+        self._watch_current_layer(True)
 
     # ---- widgets ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -95,20 +96,43 @@ class LandCoverDock(QDockWidget):
         self._build_output_rows(form)
         outer.addLayout(form)
         self._build_run_rows(outer)
-        self._build_area_table(outer)
+        self.area_table = AreaTable()
+        self.area_table.unit_combo.currentIndexChanged.connect(
+            lambda: dock_settings.save("area_unit", self.area_table.unit))
+        outer.addWidget(self.area_table, 1)
+        buttons = QHBoxLayout()
         self.diagnostics_button = QPushButton("Diagnostics…")
+        self.diagnostics_button.setToolTip("What the engine sees: versions, device, model folder, with a "
+                                           "Copy button for bug reports; repair or remove the engine")
         self.diagnostics_button.clicked.connect(self.show_diagnostics)
-        outer.addWidget(self.diagnostics_button)
-        self.setWidget(body)
+        self.help_button = QPushButton("Help")
+        self.help_button.setToolTip("Open the FBP Land Cover help page: the panel, sensors, adaptation, "
+                                    "outputs, batch and models")
+        self.help_button.clicked.connect(self.show_help)
+        buttons.addWidget(self.diagnostics_button)
+        buttons.addWidget(self.help_button)
+        outer.addLayout(buttons)
+        # stacked with other panels, the wrapped lines scroll instead of being cut off
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.NoFrame)
+        self.scroll.setWidget(body)
+        self.setWidget(self.scroll)
 
     def _build_problem_label(self, outer: QVBoxLayout) -> None:
-        """The red sentence shown when the engine cannot run or a run failed."""
+        """The red sentence shown when the engine cannot run or a run failed; the plausibility warning."""
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
         self.problem_label.setStyleSheet("color: #b00020;")
         self.problem_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.problem_label.hide()
         outer.addWidget(self.problem_label)
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #8a5a00;")
+        self.warning_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.warning_label.hide()
+        outer.addWidget(self.warning_label)
         self.engine_box = EngineBox()
         self.engine_box.hide()
         self.engine_box.engine_changed.connect(self.on_engine_changed)
@@ -118,6 +142,7 @@ class LandCoverDock(QDockWidget):
         """Input raster, sensor (with the detection's reason) and a custom band mapping."""
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setToolTip("The raster to map: near-infrared, red, green and blue bands are needed")
         form.addRow("Input raster", self.layer_combo)
 
         self.sensor_combo = QComboBox()
@@ -125,8 +150,10 @@ class LandCoverDock(QDockWidget):
         from ..engine.io.sensors import PROFILES
 
         for name, profile in PROFILES.items():
-            self.sensor_combo.addItem(profile.title, name)
+            self.sensor_combo.addItem(f"{profile.title} [{name}]", name)
         self.sensor_combo.addItem("Custom band mapping", "custom")
+        self.sensor_combo.setToolTip("The sensor that took the image: it decides which bands are NIR, R, G, "
+                                     "B and how values are scaled. Remembered for this file when chosen")
         self.sensor_combo.currentIndexChanged.connect(self._sensor_changed)
         form.addRow("Sensor", self.sensor_combo)
         self.sensor_reason = QLabel()
@@ -134,6 +161,8 @@ class LandCoverDock(QDockWidget):
         form.addRow("", self.sensor_reason)
         self.custom_mapping = QLineEdit()
         self.custom_mapping.setPlaceholderText("nir=4,r=1,g=2,b=3[,scale=255]")
+        self.custom_mapping.setToolTip("Which band is which (band numbers from 1), and optionally the value "
+                                       "that means full brightness (scale=255 for 8-bit, 4095 for 12-bit)")
         self.custom_mapping.hide()
         form.addRow("", self.custom_mapping)
 
@@ -142,11 +171,11 @@ class LandCoverDock(QDockWidget):
         model_row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setToolTip("The models in the model folder of your QGIS profile")
         self.add_model_button = QToolButton()
         self.add_model_button.setText("Add model…")
         self.add_model_button.setToolTip("Add a model file (.fbpmodel, or the authors' unet_<city>.pth.tar) "
-                                         "to "
-                                         "the model folder; its fast CPU form is prepared at once")
+                                         "to the model folder; its fast CPU form is prepared at once")
         self.add_model_button.clicked.connect(self.add_model_dialog)
         self.get_models_button = QToolButton()
         self.get_models_button.setText("Get models…")
@@ -169,6 +198,8 @@ class LandCoverDock(QDockWidget):
         self.adapt_effort.setRange(1, 100000)
         self.adapt_effort.setValue(50)
         self.adapt_effort.setSuffix(" iterations")
+        self.adapt_effort.setToolTip("How many self-training iterations: more adapts further and takes "
+                                     "longer (about a second each on a CPU for a small model)")
         self.adapt_effort.setEnabled(False)
         self.adapt_check.toggled.connect(self.adapt_effort.setEnabled)
         adapt_row.addWidget(self.adapt_check)
@@ -180,51 +211,57 @@ class LandCoverDock(QDockWidget):
         self.extent_combo = QComboBox()
         self.extent_combo.addItem("Whole layer", "layer")
         self.extent_combo.addItem("Current map view", "canvas")
+        self.extent_combo.setToolTip("Map the whole raster, or only the part shown in the map view")
         form.addRow("Extent", self.extent_combo)
 
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif)")
         self.output_widget.lineEdit().setPlaceholderText("[Temporary file]")
+        self.output_widget.setToolTip("Where the class map is saved (its confidence and area table go beside "
+                                      "it); empty: temporary files")
         form.addRow("Output", self.output_widget)
         self.confidence_check = QCheckBox("Also a confidence layer")
+        self.confidence_check.setToolTip("A 0..1 layer of how sure the model is at each pixel (1 - "
+                                         "normalised entropy): low values show where the map is least "
+                                         "reliable")
         form.addRow("", self.confidence_check)
 
         self.device_label = QLabel("(checked when the panel is first shown)")
         self.device_label.setWordWrap(True)
+        self.device_label.setToolTip("The device the model runs on (a CUDA GPU when torch sees one)")
         form.addRow("Device", self.device_label)
         self.backend_combo = QComboBox()
         self.backend_combo.addItem("Automatic (GPU if any, else onnxruntime or torch)", "auto")
         self.backend_combo.addItem("torch", "torch")
         self.backend_combo.addItem("onnxruntime (CPU)", "onnx")
+        self.backend_combo.setToolTip("What runs the model: Automatic picks the fastest available")
         form.addRow("Backend", self.backend_combo)
 
     def _build_run_rows(self, outer: QVBoxLayout) -> None:
-        """The run/cancel button, the progress bar, the stage and the estimate."""
+        """The run/cancel button, the progress bar, the stage, the estimate and the run's summary."""
         self.run_button = QPushButton("Map land cover")
+        self.run_button.setToolTip("Map the input raster with the model (the same fbplandcover:maplandcover "
+                                   "algorithm the toolbox runs); while running: cancel")
         self.run_button.clicked.connect(self.run_clicked)
         outer.addWidget(self.run_button)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
+        self.progress_bar.setToolTip("Progress of the whole run")
         outer.addWidget(self.progress_bar)
         self.stage_label = QLabel()
         self.stage_label.setWordWrap(True)
         outer.addWidget(self.stage_label)
         self.eta_label = QLabel()
+        self.eta_label.setWordWrap(True)
         outer.addWidget(self.eta_label)
-
-    def _build_area_table(self, outer: QVBoxLayout) -> None:
-        """The per-class area table filled after a run."""
-        self.area_table = QTableWidget(0, 4)
-        self.area_table.setHorizontalHeaderLabels(["Class", "", "km²", "%"])
-        self.area_table.verticalHeader().hide()
-        header = self.area_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for col in (1, 2, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
-        self.area_table.setEditTriggers(QTableWidget.NoEditTriggers)
-        outer.addWidget(self.area_table, 1)
+        self.summary_label = QLabel()
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.summary_label.setToolTip("What the last run was: model, sensor and why, device and backend, "
+                                      "the adaptation that ran, time")
+        outer.addWidget(self.summary_label)
 
     # ---- state ----------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802
@@ -276,6 +313,8 @@ class LandCoverDock(QDockWidget):
     def _model_changed(self) -> None:
         """Say what the chosen model was trained on; loudly when it is generated data or untrained."""
         entry = getattr(self, "_entries", {}).get(self.model_combo.currentData())
+        if entry is not None and self._problem_cause == "model":
+            self.show_problem("")  # "No model was given…" is gone once there is one
         if entry is None:
             self.model_info.setText("")
             return
@@ -330,32 +369,94 @@ class LandCoverDock(QDockWidget):
         self.progress_bar.setValue(100)
         name = results.get("NAME", "")
         self.refresh_models(select=name)
+        if self._problem_cause == "model":
+            self.show_problem("")
         extra = "with its source memory" if results.get("MEMORY") else "without a source memory"
         self.stage_label.setText(f"Added model {name} ({extra}; fast CPU form: {results.get('CPU_FORM')}).")
         self.model_added.emit(name)
 
     def _layer_changed(self, layer) -> None:
+        """A new input: its remembered sensor (or auto), what detection says, its band-mapping example."""
         self.sensor_reason.setText("")
+        self._detected = ""
+        self._example = None
+        self.warning_label.hide()
         if layer is None:
             return
         from ..engine.errors import FbpError
-        from ..engine.io.sensors import detect
+        from ..engine.io.sensors import detect, mapping_example
         from .alg_base import layer_path
 
+        path = layer_path(layer)
         try:
-            profile, reason = detect(layer_path(layer))
-            self.sensor_reason.setText(f"Detected: {profile.name} — {reason}")
+            self._example = mapping_example(path)
+            self.custom_mapping.setPlaceholderText(f"{self._example}[,scale=255]")
+        except Exception:  # an unreadable raster: the run says why
+            self._example = None
+        try:
+            profile, reason = detect(path)
+            self._detected = f"Detected: {profile.name} — {reason}"
         except FbpError as exc:
-            self.sensor_reason.setText(f"Not detected: {exc}")
+            self._detected = f"Not detected: {for_panel(str(exc), self._example)}"
         except Exception as exc:  # whatever the reason: it is reported
-            self.sensor_reason.setText(f"Not detected: {exc}")
+            self._detected = f"Not detected: {exc}"
+        remembered = dock_settings.sensor_for(layer.source())
+        index = self.sensor_combo.findData(remembered or "auto")
+        self.sensor_combo.blockSignals(True)
+        self.sensor_combo.setCurrentIndex(max(index, 0))
+        self.sensor_combo.blockSignals(False)
+        if remembered == "custom":
+            self.custom_mapping.setText(dock_settings.mapping_for(layer.source()))
+        self._sensor_changed(remember=False)
 
-    def _sensor_changed(self) -> None:
-        self.custom_mapping.setVisible(self.sensor_combo.currentData() == "custom")
+    def _sensor_changed(self, *_args, remember: bool = True) -> None:
+        """Show the detection only under Auto-detect; a chosen sensor clears the "Not detected" and the
+        problems it caused, and is remembered for this file."""
+        sensor = self.sensor_combo.currentData()
+        self.custom_mapping.setVisible(sensor == "custom")
+        self.sensor_reason.setText(self._detected if sensor == "auto" else
+                                   f"Chosen: {self.sensor_combo.currentText()}")
+        if sensor != "auto" and self._problem_cause == "sensor":
+            self.show_problem("")
+        self.warning_label.hide()
+        self._warned_for = None
+        layer = self.layer_combo.currentLayer()
+        if remember and layer is not None:
+            dock_settings.remember_sensor(layer.source(), sensor, self.custom_mapping.text().strip())
 
-    def show_problem(self, text: str) -> None:
+    def show_problem(self, text: str, cause: str = "") -> None:
         self.problem_label.setText(text)
         self.problem_label.setVisible(bool(text))
+        self._problem_cause = cause if text else ""
+
+    def show_help(self) -> None:
+        from .help import open_help
+
+        open_help("the-panel")
+
+    def push_message(self, text: str, level) -> None:
+        """The run's result or error, once, in the QGIS message bar."""
+        bar = self.iface.messageBar() if self.iface is not None else None
+        if bar is not None:
+            bar.pushMessage(MESSAGE_TITLE, text, level, 10 if level != Qgis.Critical else 0)
+
+    # ---- the panel's layer tree: the area table follows the selected result layer ------------------
+    def _watch_current_layer(self, on: bool) -> None:
+        signal = getattr(self.iface, "currentLayerChanged", None)
+        if signal is None:
+            return
+        try:
+            if on:
+                signal.connect(self.current_layer_changed)
+            else:
+                signal.disconnect(self.current_layer_changed)
+        except (TypeError, RuntimeError):
+            pass
+
+    def current_layer_changed(self, layer) -> None:
+        """A result layer of this plugin selected in the Layers panel: show its area table."""
+        if isinstance(layer, QgsRasterLayer):
+            self.area_table.show_layer(layer)
 
     def show_diagnostics(self) -> None:
         from .diagnostics_dialog import DiagnosticsDialog
@@ -405,8 +506,25 @@ class LandCoverDock(QDockWidget):
             return
         self.start()
 
-    def start(self) -> bool:
-        """Start the mapping task; False (with the reason shown) when it cannot start."""
+    def sensor_spec(self) -> str:
+        sensor = self.sensor_combo.currentData()
+        return f"custom:{self.custom_mapping.text().strip()}" if sensor == "custom" else sensor
+
+    def check_plausibility(self, layer) -> list[str]:
+        """The engine's plausibility warnings for this layer and sensor, shown in the panel."""
+        from ..engine.io import plausibility
+        from .alg_base import layer_path
+
+        self.warnings = plausibility.check(layer_path(layer), self.sensor_spec())
+        if self.warnings:
+            self.warning_label.setText("Check the sensor: " + " ".join(self.warnings)
+                                       + " Press 'Map anyway' to map with this sensor all the same.")
+        self.warning_label.setVisible(bool(self.warnings))
+        return self.warnings
+
+    def start(self, force: bool = False) -> bool:
+        """Start the mapping task; False (with the reason shown) when it cannot start or a plausibility
+        warning was shown first (the next click, or ``force``, maps anyway)."""
         problem = self.refresh_engine_state()
         if problem:
             return False
@@ -415,12 +533,19 @@ class LandCoverDock(QDockWidget):
             self.show_problem("Choose an input raster layer first.")
             return False
         if self.sensor_combo.currentData() == "custom" and not self.custom_mapping.text().strip():
-            self.show_problem("Give the custom band mapping, e.g. nir=4,r=1,g=2,b=3.")
+            self.show_problem(f"Give the custom band mapping, e.g. {self._example or 'nir=4,r=1,g=2,b=3'}.",
+                              "sensor")
             return False
         alg = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM_ID)
         if alg is None:
             self.show_problem("The fbplandcover Processing provider is not loaded; re-enable the plugin.")
             return False
+        key = (layer.source(), self.sensor_spec())
+        if not force and self._warned_for != key and self.check_plausibility(layer):
+            self._warned_for = key
+            self.run_button.setText("Map anyway")
+            return False
+        self._warned_for = None
         self.show_problem("")
         self.context = QgsProcessingContext()
         self.context.setProject(QgsProject.instance())
@@ -431,12 +556,16 @@ class LandCoverDock(QDockWidget):
         params = self.parameters(self.context)
         self.outputs = {k: params.get(k) for k in ("OUTPUT", "CONFIDENCE", "AREAS")}
         self.input_name = layer.name()
+        self.model_name = params["MODEL"] or "(first registered)"
         self.last_error = ""
-        self.area_table.setRowCount(0)
         self.progress_bar.setValue(0)
         self.stage_label.setText("Starting…")
         self.eta_label.setText("")
         self._started = time.monotonic()
+        from ..engine.progress import RunEstimate
+
+        self.estimate = RunEstimate()
+        self._tick.start()
         self.task = QgsProcessingAlgRunnerTask(alg, params, self.context, self.feedback)
         self.task.executed.connect(self._on_executed)
         self.run_button.setText("Cancel")
@@ -450,87 +579,89 @@ class LandCoverDock(QDockWidget):
 
     def _on_progress(self, value: float) -> None:
         self.progress_bar.setValue(int(value))
-        self.eta_label.setText(_eta(time.monotonic() - self._started, value / 100.0))
+        if self.estimate is not None:
+            self.estimate.update(value / 100.0)
+            self._show_estimate()
+
+    def _show_estimate(self) -> None:
+        if self.estimate is not None and self.task is not None:
+            self.eta_label.setText(self.estimate.text())
 
     def _on_stage(self, text: str) -> None:
-        self.stage_label.setText(text)
+        from ..engine.progress import stage_text
+
+        if self.estimate is not None:
+            self.estimate.update(self.progress_bar.value() / 100.0, text)
+        self.stage_label.setText(stage_text(text))  # one estimate: the run's, on the line below
 
     def _on_error(self, text: str) -> None:
         self.last_error = text
 
     def _on_executed(self, successful: bool, results: dict) -> None:
         self.task = None
+        self._tick.stop()
+        self.estimate = None
         self.run_button.setText("Map land cover")
         elapsed = time.monotonic() - self._started
         cancelled = self.feedback is not None and self.feedback.isCanceled()
         if not successful:
             self.progress_bar.setValue(0)
             self.eta_label.setText("")
-            self.stage_label.setText("Cancelled; no output was written." if cancelled
-                                     else "Mapping failed.")
-            if not cancelled:
-                self.show_problem(self.last_error or "Mapping failed; see the Processing log.")
+            if cancelled:
+                self.stage_label.setText("Cancelled; no output was written.")
+                self.push_message(f"Mapping {self.input_name} was cancelled; no output was written.",
+                                  Qgis.Info)
+            else:
+                self.stage_label.setText("Mapping failed.")
+                error = for_panel(self.last_error or "Mapping failed; see the Processing log.", self._example)
+                cause = "model" if error.startswith("No model was given") else \
+                    "sensor" if "sensor" in error.lower() else ""
+                self.show_problem(error, cause)
+                self.push_message(f"Mapping {self.input_name} failed: {error}", Qgis.Critical)
             self.finished.emit(False)
             return
         self.progress_bar.setValue(100)
-        self.stage_label.setText(f"Done in {elapsed:.1f} s on {results.get('DEVICE_USED')} "
-                                 f"({results.get('BACKEND_USED')}); sensor {results.get('SENSOR_USED')}.")
+        self.stage_label.setText(f"Done in {elapsed:.1f} s.")
         self.eta_label.setText("")
+        self.summary = run_summary.summary(results, self.model_name, elapsed)
+        self.summary_label.setText(self.summary)
         self.result_layers = self._add_layers(results)
-        self._fill_areas(results.get("AREAS_JSON"), results.get("AREAS"))
+        if self.result_layers:
+            self.area_table.show_layer(self.result_layers[0])
+        self.push_message(f"Mapped {self.input_name}: {self.summary}", Qgis.Success)
         self.finished.emit(True)
 
     def _add_layers(self, results: dict) -> list[QgsRasterLayer]:
+        """The run's layers, named for what they are, at the top of the input's group (newest first)."""
         project = QgsProject.instance()
         root = project.layerTreeRoot()
         group = root.findGroup(self.input_name) or root.insertGroup(0, self.input_name)
         layers = []
+        when = time.time()
         specs = [("OUTPUT", "land cover", styling.style_classes),
                  ("CONFIDENCE", "confidence", styling.style_confidence)]
-        for key, suffix, style in specs:
+        for key, what, style in specs:
             path = results.get(key)
             if not path:
                 continue
-            layer = QgsRasterLayer(path, f"{self.input_name} {suffix}")
+            name = run_summary.layer_name(self.input_name, what, self.model_name, results, when)
+            layer = QgsRasterLayer(path, name)
             if not layer.isValid():
                 self.show_problem(f"The result {path} could not be loaded.")
                 continue
             style(layer)
+            layer.setCustomProperty(AREAS_JSON, results.get("AREAS_JSON") or "")
+            layer.setCustomProperty(AREAS_CSV, results.get("AREAS") or "")
             project.addMapLayer(layer, False)
-            group.addLayer(layer)
+            group.insertLayer(len(layers), layer)
             layers.append(layer)
         return layers
-
-    def _fill_areas(self, json_path: str | None, csv_path: str | None) -> None:
-        rows = []
-        if json_path and Path(json_path).is_file():
-            rows = json.loads(Path(json_path).read_text())["classes"]
-        elif csv_path and Path(csv_path).is_file():
-            import csv
-
-            with open(csv_path, newline="") as f:
-                rows = list(csv.DictReader(f))
-        rows = [r for r in rows if float(r.get("pixels", 0) or 0) > 0]
-        rows.sort(key=lambda r: -float(r["km2"]))
-        self.area_table.setRowCount(len(rows))
-        for i, row in enumerate(rows):
-            self.area_table.setItem(i, 0, QTableWidgetItem(f"{int(row['index'])} {row['name']}"))
-            swatch = QPixmap(16, 16)
-            swatch.fill(QColor(row["hex"]))
-            colour = QTableWidgetItem()
-            colour.setIcon(QIcon(swatch))
-            colour.setData(Qt.UserRole, row["hex"])
-            self.area_table.setItem(i, 1, colour)
-            km2 = QTableWidgetItem(f"{float(row['km2']):.4f}")
-            km2.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            self.area_table.setItem(i, 2, km2)
-            pct = QTableWidgetItem(f"{float(row['percent']):.1f}")
-            pct.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-            self.area_table.setItem(i, 3, pct)
 
     def shutdown(self) -> None:
         """Cancel a running task and disconnect what this panel connected (plugin unload)."""
         self.engine_box.shutdown()
+        self._tick.stop()
+        self._watch_current_layer(False)
         if self.task is not None:
             try:
                 self.task.executed.disconnect(self._on_executed)
@@ -542,3 +673,25 @@ class LandCoverDock(QDockWidget):
             self.layer_combo.layerChanged.disconnect(self._layer_changed)
         except (TypeError, RuntimeError):
             pass
+
+
+def dock_settings_restore(dock: LandCoverDock) -> None:
+    """Put the remembered global choices back and save each as it changes."""
+    load, save = dock_settings.load, dock_settings.save
+    dock.adapt_check.setChecked(load("adapt", False))
+    dock.adapt_effort.setValue(load("adapt_iterations", 50))
+    for combo, key, default in ((dock.extent_combo, "extent", "layer"),
+                                (dock.backend_combo, "backend", "auto")):
+        index = combo.findData(load(key, default))
+        if index >= 0:
+            combo.setCurrentIndex(index)
+    dock.output_widget.setFilePath(load("output", ""))
+    dock.confidence_check.setChecked(load("confidence", False))
+    dock.area_table.set_unit(load("area_unit", "km2"))
+    dock.adapt_check.toggled.connect(lambda v: save("adapt", bool(v)))
+    dock.adapt_effort.valueChanged.connect(lambda v: save("adapt_iterations", int(v)))
+    dock.extent_combo.currentIndexChanged.connect(lambda: save("extent", dock.extent_combo.currentData()))
+    dock.backend_combo.currentIndexChanged.connect(lambda: save("backend", dock.backend_combo.currentData()))
+    dock.output_widget.fileChanged.connect(lambda path: save("output", path))
+    dock.confidence_check.toggled.connect(lambda v: save("confidence", bool(v)))
+    dock.custom_mapping.editingFinished.connect(lambda: dock._sensor_changed())

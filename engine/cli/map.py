@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 from ..errors import FbpError
 from ..inference.backends import BACKENDS
@@ -40,6 +41,10 @@ def cmd_map(args, progress) -> int:
         quicklook=args.quicklook, overwrite=args.overwrite, models_dir=args.models_dir, adapt=adapt,
         rpc_height=args.rpc_height, rpc_dem=args.rpc_dem,
     )
+    from ..io.plausibility import check
+
+    for warning in check(req.image, req.sensor):
+        print(f"warning: check the sensor: {warning}", file=sys.stderr)
     res = map_landcover(req, progress)
     progress.close()
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")

@@ -380,3 +380,32 @@ def _by_layout(n: int, dtype: str, interp: list[str], descs: list[str]) -> tuple
             "so NIR,R,G,B = 4,3,2,1"
         )
     return None
+
+
+_ROLE_WORDS = {  # words in a band's description or colour interpretation that name its role
+    "nir": ("NIR", "NEAR", "INFRARED", "B08", "B8", "NIR1"),
+    "r": ("RED", "R", "B04", "B4"),
+    "g": ("GREEN", "G", "B03", "B3"),
+    "b": ("BLUE", "B", "B02", "B2"),
+}
+
+
+def mapping_example(path: str) -> str:
+    """A band mapping ("nir=8,r=4,g=3,b=2") for ``path`` from its bands' descriptions and colour
+    interpretations; bands it cannot name are filled in the usual B,G,R,NIR order of its first four bands."""
+    ds = open_dataset(path)
+    n = ds.RasterCount
+    words = []
+    for i in range(n):
+        band = ds.GetRasterBand(i + 1)
+        text = f"{band.GetDescription()} {gdal.GetColorInterpretationName(band.GetColorInterpretation())}"
+        words.append(set(re.findall(r"[A-Z0-9]+", text.upper())))
+    roles: dict[str, int] = {}
+    for role in ("nir", "r", "g", "b"):  # NIR first: "RED" must not win a band described "RED EDGE"
+        for i, found in enumerate(words):
+            if i + 1 not in roles.values() and found & set(_ROLE_WORDS[role]) and \
+                    not (role == "r" and "EDGE" in found):
+                roles[role] = i + 1
+                break
+    fallback = dict(zip(("b", "g", "r", "nir"), range(1, min(n, 4) + 1), strict=False))
+    return ",".join(f"{role}={roles.get(role, fallback.get(role, 1))}" for role in ("nir", "r", "g", "b"))

@@ -71,3 +71,16 @@ def test_collapse_command(tmp_path):
     assert band.ReadAsArray().tolist() == np.array(collapse.lookup_table(), np.uint8)[classes].tolist()
     assert band.GetNoDataValue() == 0 and band.GetCategoryNames() == collapse.names()
     assert cli("collapse", src, "gid5", "-o", tmp_path / "gid5.tif").returncode == 1  # exists: refused
+
+
+def test_map_warns_on_stderr_when_the_sensor_looks_wrong(tmp_path, shared_data):
+    model = tiny_checkpoint(tmp_path / "tiny.fbpmodel")
+    gdal.Translate(str(tmp_path / "naip.tif"), str(shared_data / "naip_nd_2020_rgbn_5m.tif"),
+                   srcWin=[300, 200, 64, 64]).Close()
+    wrong = cli("map", tmp_path / "naip.tif", "--sensor", "sentinel2", "--model", model,
+                "-o", tmp_path / "w.tif")
+    assert wrong.returncode == 0, wrong.stderr  # a warning, not an error: the user may know better
+    assert wrong.stderr.startswith("warning: check the sensor: The raster holds 8-bit values but the "
+                                   "'Sentinel-2 L1C/L2A")
+    right = cli("map", tmp_path / "naip.tif", "--sensor", "rgbn", "--model", model, "-o", tmp_path / "r.tif")
+    assert right.returncode == 0 and "warning" not in right.stderr

@@ -140,3 +140,12 @@ def test_detect_file_errors(tmp_path):
     txt.write_text("not a raster")
     with pytest.raises(FbpError, match=r"notes\.tif is not a raster GDAL could read"):
         detect(txt)
+
+
+def test_the_mapping_example_follows_the_band_descriptions(shared_data):
+    from fbp_landcover.engine.io.sensors import mapping_example
+
+    assert mapping_example(str(shared_data / "slovenia_s2l1c_scene0_13band_10m.tif")) == "nir=8,r=4,g=3,b=2"
+    assert mapping_example(str(shared_data / "haiti_rgbn_5m.tif")) == "nir=4,r=1,g=2,b=3"  # Red, Green, Blue
+    # bands tagged Gray/Undefined say nothing: the first four in B,G,R,NIR order
+    assert mapping_example(str(shared_data / "naip_nd_2020_rgbn_5m.tif")) == "nir=4,r=3,g=2,b=1"

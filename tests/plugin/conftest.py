@@ -73,3 +73,43 @@ def haiti_crop(shared_data, tmp_path_factory) -> Path:
     """A 128 x 96 window of the real Haiti chip (R,G,B,NIR uint8, 5 m, EPSG:32618)."""
     return _crop(shared_data / "haiti_rgbn_5m.tif", tmp_path_factory.mktemp("haiti") / "haiti_crop.tif",
                  [100, 100, 128, 96])
+
+
+@pytest.fixture
+def clean_settings():
+    """No choices remembered from an earlier test (QgsSettings persist in .qgis-settings)."""
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove("fbp_landcover/dock")
+    yield
+    QgsSettings().remove("fbp_landcover/dock")
+
+
+@pytest.fixture
+def dock(qgis_iface, qgis_new_project, fbp_provider, models_folder, tiny_model_path, clean_settings):
+    from fbp_landcover.plugin.dock import LandCoverDock
+
+    qgis_iface.messageBar().clear_messages()
+    widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
+    widget.show()  # checks the engine, fills the models and the device line
+    added = []
+    widget.model_added.connect(added.append)
+    assert widget.add_model(str(tiny_model_path)) is True  # fbplandcover:addmodel runs as a task
+    wait_for(lambda: added == ["tiny"])
+    assert widget.model_combo.currentData() == "tiny"
+    yield widget
+    widget.shutdown()
+    widget.deleteLater()
+
+
+def choose_layer(dock, raster: Path, name: str, sensor: str | None = "rgbn"):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    layer = QgsRasterLayer(str(raster), name)
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    dock.layer_combo.setLayer(layer)
+    if sensor:
+        dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData(sensor))
+    dock.backend_combo.setCurrentIndex(dock.backend_combo.findData("torch"))  # no ONNX export (seconds)
+    return layer

@@ -12,44 +12,23 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine import classes
+from tests.plugin.conftest import choose_layer as _choose
 from tests.plugin.conftest import wait_for
 from tests.plugin.test_map_algorithm import assert_fbp_palette
 
 
-@pytest.fixture
-def dock(qgis_iface, qgis_new_project, fbp_provider, models_folder, tiny_model_path):
-    from fbp_landcover.plugin.dock import LandCoverDock
-
-    widget = LandCoverDock(qgis_iface)  # top-level: the stub main window is never shown
-    widget.show()  # checks the engine, fills the models and the device line
-    added = []
-    widget.model_added.connect(added.append)
-    assert widget.add_model(str(tiny_model_path)) is True  # fbplandcover:addmodel runs as a task
-    wait_for(lambda: added == ["tiny"])
-    assert widget.model_combo.currentData() == "tiny"
-    yield widget
-    widget.shutdown()
-    widget.deleteLater()
-
-
-def _choose(dock, raster: Path, name: str):
-    from qgis.core import QgsProject, QgsRasterLayer
-
-    layer = QgsRasterLayer(str(raster), name)
-    assert layer.isValid()
-    QgsProject.instance().addMapLayer(layer)
-    dock.layer_combo.setLayer(layer)
-    dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData("rgbn"))
-    dock.backend_combo.setCurrentIndex(dock.backend_combo.findData("torch"))  # no ONNX export (seconds)
-    return layer
-
-
 def test_dock_shows_detection_device_and_models(dock, naip_crop, haiti_crop):
-    _choose(dock, haiti_crop, "haiti")
+    _choose(dock, haiti_crop, "haiti", sensor=None)
     assert dock.sensor_reason.text().startswith("Detected: rgbn — 4 bands with colour interpretation Red, "
                                                 "Green")
-    _choose(dock, naip_crop, "naip")  # its bands are tagged Gray, Undefined...: the engine cannot tell
-    assert dock.sensor_reason.text().startswith("Not detected: Cannot tell which sensor")
+    _choose(dock, naip_crop, "naip", sensor=None)  # its bands are tagged Gray, Undefined...: cannot tell
+    text = dock.sensor_reason.text()
+    assert text.startswith("Not detected: Cannot tell which sensor")
+    assert "--sensor" not in text and "custom:" not in text and "(the Sensor box)" in text
+    assert text.endswith("or 'Custom band mapping' nir=4,r=3,g=2,b=1.")  # from the raster's bands
+    # choosing a sensor replaces the stale "Not detected"
+    dock.sensor_combo.setCurrentIndex(dock.sensor_combo.findData("rgbn"))
+    assert dock.sensor_reason.text() == "Chosen: Generic 4-band R,G,B,NIR (aerial such as NAIP) [rgbn]"
     assert dock.model_combo.currentData() == "tiny"
     assert dock.model_info.text() == ("Trained on: untrained random weights, made for tests. Its maps are "
                                       "not "
@@ -72,7 +51,8 @@ def test_dock_maps_a_layer_into_a_group_with_the_area_table(dock, naip_crop):
     assert dock.run_button.text() == "Map land cover" and dock.progress_bar.value() == 100
     group = QgsProject.instance().layerTreeRoot().findGroup("naip crop")
     names = [node.layer().name() for node in group.findLayers()]
-    assert names == ["naip crop land cover", "naip crop confidence"]
+    assert [n.rsplit(" · ", 1)[0] for n in names] == ["naip crop · land cover · tiny · not adapted",
+                                                      "naip crop · confidence · tiny · not adapted"]
     layer = group.findLayers()[0].layer()
     assert_fbp_palette(layer)
     assert group.findLayers()[1].layer().renderer().type() == "singlebandpseudocolor"
@@ -84,8 +64,13 @@ def test_dock_maps_a_layer_into_a_group_with_the_area_table(dock, naip_crop):
     counts = np.bincount(arr.ravel(), minlength=25)
     present = [k for k in range(1, 25) if counts[k]]
     # the area table: one row per class present, largest first, with swatch, km² and %
-    table = dock.area_table
-    assert table.rowCount() == len(present)
+    table = dock.area_table.table
+    assert table.rowCount() == len(present) + 1  # and the total
+    total = table.item(len(present), 0).text(), float(table.item(len(present), 2).text())
+    assert total == ("Total", pytest.approx(sum(counts[1:]) * 25 / 1e6, abs=5.01e-5))
+    assert float(table.item(len(present), 2).text()) == pytest.approx(
+        sum(float(table.item(i, 2).text()) for i in range(len(present))), abs=len(present) * 5.01e-5)
+    table.removeRow(len(present))
     rows = [(table.item(i, 0).text(), table.item(i, 1).data(0x0100), float(table.item(i, 2).text()),
              float(table.item(i, 3).text())) for i in range(table.rowCount())]
     by_size = sorted(present, key=lambda k: -counts[k])
@@ -99,8 +84,8 @@ def test_dock_maps_a_layer_into_a_group_with_the_area_table(dock, naip_crop):
 
 
 def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
-    """Press Cancel while the model is mapping: no layer, no output file."""
-    from qgis.core import QgsProject
+    """Press Cancel while the model is mapping: no layer, no output file, reported as cancelled."""
+    from qgis.core import Qgis, QgsProject
     from qgis.PyQt.QtCore import Qt
 
     _choose(dock, shared_data / "naip_nd_2020_rgbn_5m.tif", "naip full")
@@ -130,7 +115,12 @@ def test_cancel_mid_run_leaves_no_layer_and_no_file(dock, shared_data):
         path = Path(dock.outputs[key])
         assert not path.exists(), key
         assert not [p for p in path.parent.glob("*") if p.name.startswith(path.stem)], key
-    assert dock.area_table.rowCount() == 0
+    assert dock.area_table.table.rowCount() == 0
+    assert dock.stage_label.text() == "Cancelled; no output was written."
+    assert dock.iface.messageBar().get_messages(Qgis.Info) == [
+        "FBP Land Cover:Mapping naip full was cancelled; no output was written."]
+    assert dock.iface.messageBar().get_messages(Qgis.Critical) == []
+    assert not dock.problem_label.isVisible()
 
 
 def test_missing_engine_shows_the_install_box_in_the_dock(qgis_iface, qgis_new_project, fbp_provider,

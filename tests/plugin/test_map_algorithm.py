@@ -175,3 +175,29 @@ def test_quick_adaptation_runs_before_mapping(fbp_provider, tiny_model_path, nai
     ds, arr = _read(out)
     assert _grid(ds) == _grid(gdal.Open(str(naip_crop)))
     assert arr.min() >= 1 and arr.max() <= 24
+
+
+def test_batch_row_with_confidence_left_empty_reports_success(fbp_provider, tiny_model_path, naip_crop,
+                                                               tmp_path):
+    """The parameters the batch dialog builds for a row whose optional Confidence cell is empty: the run
+    succeeds and Processing's result handling finds no layer "not correctly generated"."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    project = QgsProject.instance()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    params = {"INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+              "OUTPUT": QgsProcessingOutputLayerDefinition(str(tmp_path / "lc.tif"), project),
+              "CONFIDENCE": QgsProcessingOutputLayerDefinition("", project), "AREAS": ""}
+    alg = QgsApplication.processingRegistry().createAlgorithmById("fbplandcover:maplandcover")
+    results, ok = alg.run(params, context, QgsProcessingFeedback())
+    assert ok and results["CONFIDENCE"] is None
+    assert list(context.layersToLoadOnCompletion()) == [str(tmp_path / "lc.tif")]
+    assert handleAlgorithmResults(alg, context, QgsProcessingFeedback(), params) is True

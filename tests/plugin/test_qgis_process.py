@@ -73,3 +73,25 @@ def test_graphical_model_chains_map_and_areas(qgis_env, tiny_model_path, naip_cr
     rows = list(csv.DictReader(table.open()))
     counts = np.bincount(arr.ravel(), minlength=25)
     assert [int(r["pixels"]) for r in rows] == counts[1:].tolist()
+
+
+def _fails(env, *args) -> str:
+    out = subprocess.run([str(QGIS_PROCESS), "run", *args], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode != 0
+    return out.stdout + out.stderr
+
+
+def test_enum_parameters_take_option_numbers_and_names(qgis_env, tiny_model_path, naip_crop, tmp_path):
+    """What `qgis_process help` lists (0: auto, 1: torch, ...) works, and so do the names."""
+    res = _run(qgis_env, "fbplandcover:maplandcover", "--", f"INPUT={naip_crop}", "SENSOR=rgbn",
+               f"MODEL={tiny_model_path}", "BACKEND=1", f"OUTPUT={tmp_path / 'n.tif'}")
+    assert res["results"]["BACKEND_USED"] == "torch"
+    missing = tmp_path / "no_such_folder"
+    for architecture in ("2", "mobile_unet"):  # both pass the parameter check; the folder is what fails
+        text = _fails(qgis_env, "fbplandcover:trainsourcemodel", "--", f"SOURCE={missing}",
+                      f"ARCHITECTURE={architecture}", f"OUTPUT={tmp_path / 'm.fbpmodel'}")
+        assert "Incorrect parameter value for ARCHITECTURE" not in text, text
+    text = _fails(qgis_env, "fbplandcover:trainsourcemodel", "--", f"SOURCE={missing}", "ARCHITECTURE=9",
+                  f"OUTPUT={tmp_path / 'm.fbpmodel'}")
+    assert "Incorrect parameter value for ARCHITECTURE" in text

@@ -1,0 +1,43 @@
+"""What one mapping run was, in words, from fbplandcover:maplandcover's outputs: the panel's summary line and
+the names of the run's layers (so two runs of one image can be told apart)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+
+def adaptation_info(results: dict) -> dict | None:
+    """The ADAPTATION output (JSON of the adapted card's provenance entry), or None when none ran."""
+    text = results.get("ADAPTATION") or ""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"method": text}
+
+
+def adaptation_words(results: dict) -> str:
+    from ..engine.training.adapt import describe
+
+    info = adaptation_info(results)
+    return f"adapted: {describe(info)}" if info else "no adaptation"
+
+
+def summary(results: dict, model: str, seconds: float) -> str:
+    """One line: model, sensor and why, device/backend, the adaptation that ran, time."""
+    sensor = results.get("SENSOR_USED") or "?"
+    reason = results.get("SENSOR_REASON") or ""
+    sensor_text = f"sensor {sensor} ({reason})" if reason else f"sensor {sensor}"
+    return (f"Model {model}; {sensor_text}; {results.get('DEVICE_USED')} ({results.get('BACKEND_USED')}); "
+            f"{adaptation_words(results)}; {seconds:.1f} s.")
+
+
+def layer_name(input_name: str, what: str, model: str, results: dict, when: float | None = None) -> str:
+    """"naip · land cover · tiny · adapted bn+kl 50 it · 14:02:31": input, product, model, adaptation,
+    time."""
+    info = adaptation_info(results)
+    adapted = f"adapted {info.get('method', '?')} {info.get('iterations', 0)} it" if info else "not adapted"
+    stamp = time.strftime("%H:%M:%S", time.localtime(when if when is not None else time.time()))
+    return f"{input_name} · {what} · {model} · {adapted} · {stamp}"

@@ -1,0 +1,41 @@
+"""One estimate for a whole run, from the current stage's measured rate; a stalled stage says so."""
+
+from __future__ import annotations
+
+from fbp_landcover.engine.progress import RunEstimate, stage_text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_estimate_follows_the_current_stage_rate_not_the_run_average():
+    clock = Clock()
+    est = RunEstimate(clock=clock)
+    est.update(0.05, "Adapting: iteration 1 of 50")
+    clock.now += 80  # slow adaptation: 0.05 -> 0.45 in 80 s
+    assert est.update(0.45, "Adapting: iteration 50 of 50 (about 1 s left)") == \
+        "1 min 20 s elapsed, about 1 min 50 s left"  # 0.55 left at 0.4 per 80 s = 110 s
+    est.update(0.45, "Mapping: window 1 of 100")
+    clock.now += 10  # mapping is fast: 0.1 in 10 s
+    assert est.update(0.55, "Mapping: window 20 of 100") == "1 min 30 s elapsed, about 45 s left"
+
+
+def test_a_stage_without_progress_says_its_length_is_unknown():
+    clock = Clock()
+    est = RunEstimate(clock=clock)
+    est.update(0.05, "Preparing the model to run")
+    clock.now += 2
+    assert est.text() == "2 s elapsed"
+    clock.now += 68
+    assert est.text() == ("1 min 10 s elapsed; this step's length is not known (it reports no progress), "
+                          "so no estimate yet")
+
+
+def test_stage_text_drops_the_stage_estimate():
+    assert stage_text("Mapping: window 3 of 9 (about 2 min 05 s left)") == "Mapping: window 3 of 9"
+    assert stage_text("Done") == "Done"
