@@ -314,6 +314,8 @@ class AdaptModel(FbpAlgorithm):
         feedback.pushInfo(f"Method {p.get('method')}, {p.get('iterations')} iteration(s); source: "
                           f"{p.get('source_used')}; "
                           f"final pseudo-label share {p.get('final_pseudo_label_share', 0):.1%}.")
+        if p.get("guard_verdict"):
+            feedback.pushInfo(p["guard_verdict"]["sentence"])
         name = self.run_engine(register_model, out, feedback) \
             if self.parameterAsBool(parameters, "REGISTER", context) else None
         return {"OUTPUT": out, "NAME": name, "METHOD_USED": p.get("method")}

@@ -11,6 +11,7 @@ from ..errors import FbpError
 from ..inference.backends import BACKENDS
 from ..inference.predict import STITCH_MODES
 from ..models.devices import DEVICES
+from ..training.config import METHODS
 from . import EXIT_OK
 
 
@@ -32,7 +33,11 @@ def cmd_map(args, progress) -> int:
     from ..mapping import MapRequest, map_landcover
     from ..training.config import AdaptOptions
 
-    adapt = AdaptOptions(iterations=args.adapt) if args.adapt else None
+    adapt = None
+    if args.adapt:
+        given = {"method": args.adapt_method, "seed": args.adapt_seed, "lr": args.adapt_lr}
+        adapt = AdaptOptions(iterations=args.adapt, guard=not args.no_guard,
+                             **{k: v for k, v in given.items() if v is not None})
     req = MapRequest(
         image=args.image if len(args.image) > 1 else args.image[0], output=args.output, model=args.model,
         sensor=args.sensor, stats=args.stats, stitch=args.stitch, window=args.window, overlap=args.overlap,
@@ -178,6 +183,12 @@ def add_commands(sub) -> None:
     m.add_argument("--areas", metavar="PATH", help="also write a per-class area table (CSV, and JSON beside)")
     m.add_argument("--quicklook", metavar="PATH", help="also write a PNG picture with a legend")
     m.add_argument("--adapt", type=int, metavar="ITERATIONS", help="quick self-training on this image first")
+    m.add_argument("--adapt-method", choices=METHODS, help="with --adapt: the method (default auto: Siamese "
+                   "with the model's source memory, else bn+kl)")
+    m.add_argument("--adapt-seed", type=int, help="with --adapt: the seed (default 0)")
+    m.add_argument("--adapt-lr", type=float, help="with --adapt: the learning rate (default 0.001)")
+    m.add_argument("--no-guard", action="store_true", help="with --adapt: keep the adapted model even when "
+                   "the guard's checks say the adaptation went wrong")
     m.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     m.add_argument("--models-dir", help="model folder (default: $FBP_LANDCOVER_MODELS or ~/.local/share)")
     m.set_defaults(func=cmd_map)

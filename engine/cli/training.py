@@ -90,7 +90,7 @@ def cmd_adapt(args, progress) -> int:
     given = {"iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
              "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
              "class_quota": args.class_quota}
-    config = AdaptOptions(**{k: v for k, v in given.items() if v is not None})
+    config = AdaptOptions(guard=not args.no_guard, **{k: v for k, v in given.items() if v is not None})
     card = adapt(args.model, list(args.target), out=out, config=config, source=source, sensor=args.sensor,
                  stats=args.stats, models_dir=args.models_dir, progress=progress)
     progress.close()
@@ -99,6 +99,8 @@ def cmd_adapt(args, progress) -> int:
     print(f"  method {p.get('method')}, {p.get('iterations')} iteration(s) in {p.get('seconds', 0):.1f} s; "
           f"source: {p.get('source_used')}")
     print(f"  final pseudo-label share {p.get('final_pseudo_label_share', 0):.1%}")
+    if p.get("guard_verdict"):
+        print(f"  {p['guard_verdict']['sentence']}")
     return EXIT_OK
 
 
@@ -186,6 +188,8 @@ def add_commands(sub) -> None:
     a.add_argument("--stats", default="scene")
     a.add_argument("--device", choices=DEVICES)
     a.add_argument("--seed", type=int)
+    a.add_argument("--no-guard", action="store_true", help="keep the adapted weights even when the guard's "
+                   "checks say the adaptation went wrong (default: save the source weights and say so)")
     a.add_argument("--models-dir")
     a.add_argument("--overwrite", action="store_true")
     a.set_defaults(func=cmd_adapt)

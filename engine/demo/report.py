@@ -57,7 +57,8 @@ def report(s: dict, results: dict) -> str:
         f"3. Adapted it to the target image without its labels: method `{ad['method']}`, "
         f"{ad['iterations']} iterations (lr {r['adapt_lr']}, "
         f"{r['adapt_batch_size']} target patches per iteration), source branch: {ad['source_used']}; "
-        f"final pseudo-label share {_pct(ad['final_pseudo_label_share'])}. This is the **adapted** model.",
+        f"final pseudo-label share {_pct(ad['final_pseudo_label_share'])}. This is the **adapted** model. "
+        f"{(ad.get('guard_verdict') or {}).get('sentence', '')}",
         "4. Mapped the target image with both models (`map_landcover`: class map, confidence, areas, "
         "quicklook) and the control scene with the source-only model, and scored every map against its truth "
         "(pixels labelled in the truth; means over the classes present in the truth).", "",

@@ -200,8 +200,7 @@ def _adapt(src_model: Path, ada_model: Path, data, recipe: DemoRecipe, seed: int
     card = adapt(str(src_model), str(data.target_image), out=ada_model, config=config, name="demo-adapted",
                  source=source, progress=prog)
     return {k: card.provenance.get(k) for k in ("method", "iterations", "source_used",
-                                                "final_pseudo_label_share",
-                                                 "seconds")}
+                                                "final_pseudo_label_share", "seconds", "guard_verdict")}
 
 
 def _map_and_evaluate(out: Path, tag: str, model: Path, image, truth, device: str, stage: Progress) -> dict:

@@ -35,6 +35,7 @@ from .config import DEFAULT_ITERATIONS, METHODS, AdaptOptions, configured
 
 UNBOUNDED = 10**9  # "iterations" of a run bounded by time only
 BN_METHODS = ("bn", "bn+kl", "bn+pseudo")  # those that re-estimate BatchNorm statistics on the target first
+REJECTED = "the source model (the guard rejected the adaptation)"
 
 
 # ---- BatchNorm ------------------------------------------------------------------------------------------
@@ -302,9 +303,22 @@ def _class_weights(counts):
 
 
 def _adapt_in_place(model, target, src: _Source, opts: AdaptOptions, prog: Progress, device: str) -> dict:
-    """Seeded run_adaptation with the source branch's class weights."""
+    """Seeded run_adaptation with the source branch's class weights, then the guard (``guard.py``): when it
+    rejects the adaptation, the model's weights are put back as they were and ``info["used"]`` says so."""
+    from . import guard
+
     import_torch().manual_seed(opts.seed)
-    return run_adaptation(model, target, src.draw, _class_weights(src.counts), opts, prog, device)
+    before = copy.deepcopy(model) if opts.guard else None
+    info = run_adaptation(model, target, src.draw, _class_weights(src.counts), opts, prog, device)
+    if before is not None:
+        prog.check()
+        verdict = guard.check(before.to(device), model, target, device, info.get("final_loss"))
+        info["guard_verdict"] = verdict.to_dict()
+        if not verdict.passed:
+            model.load_state_dict(before.state_dict())
+            info["used"] = REJECTED
+        model.eval()
+    return info
 
 
 def _patch(src: _Source, opts: AdaptOptions, device: str) -> int:
@@ -352,8 +366,7 @@ def adapt(model_spec: str | os.PathLike, targets, *, out: str | os.PathLike,
             run = {"normalisation": f"per-image statistics ({stats})", "patch": patch, "device": device}
             new_card = _adapted_card(card, model_path, target, src, opts, {**run, **info},
                                      name or model_stem(out))
-            prog(1.0, f"Adapted in {info['iterations']} iteration(s); "
-                      f"final pseudo-label share {info['final_pseudo_label_share']:.1%}")
+            prog(1.0, describe(info))
             return save_checkpoint(out, model.cpu(), new_card)
         finally:
             target.close()
@@ -442,6 +455,9 @@ def describe(info: dict | None) -> str:
              f"{share:.1%}")
     if info.get("source_used"):
         words += f"; source data: {info['source_used']}"
+    verdict = info.get("guard_verdict")
+    if isinstance(verdict, dict) and not verdict.get("passed", True):
+        words += f". {verdict.get('sentence', 'The guard rejected the adaptation.')}"
     return words
 
 

@@ -75,6 +75,7 @@ class AdaptOptions:
     amp: bool = True
     seed: int = 0
     device: str = "auto"
+    guard: bool = True  # check the adapted model against the source model and fall back (training/guard.py)
 
     def changed(self) -> dict[str, Any]:
         """The fields that differ from the defaults (what a user asked for), e.g. {"iterations": 50}."""
