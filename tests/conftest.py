@@ -17,3 +17,12 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():
         pytest.skip(f"real test rasters not found at {SHARED_DATA} (set FBP_SHARED_DATA to their folder)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def products(shared_data) -> Path:
+    """The real sensor-product fixtures (../shared/data/products), or a skip saying they are missing."""
+    folder = shared_data / "products"
+    if not (folder / "README.md").is_file():
+        pytest.skip(f"product fixtures not found at {folder}")
+    return folder

@@ -21,14 +21,6 @@ SID = "20151119_025740_0c74"
 RPC = "rpc/gf_style_derived/md_dg_l1a"
 
 
-@pytest.fixture(scope="module")
-def products(shared_data):
-    folder = shared_data / "products"
-    if not (folder / "README.md").is_file():
-        pytest.skip(f"product fixtures not found at {folder}")
-    return folder
-
-
 def _scene_on_udm2_grid(products, folder, name: str, bands: int = 4, descriptions=None, dn: int = 1500):
     """A PlanetScope image named as Planet names it, on the UDM2's grid, with the UDM2 and XML beside it."""
     udm = gdal.Open(str(products / UDM2))

@@ -15,14 +15,6 @@ from fbp_landcover.engine.io.sensors import choose
 from tests.delivered_fixtures import L1C, L2A, L2A_0208, L2A_ZIP, band_file, copy_product, write_window
 
 
-@pytest.fixture(scope="module")
-def products(shared_data):
-    folder = shared_data / "products"
-    if not (folder / "README.md").is_file():
-        pytest.skip(f"product fixtures not found at {folder}")
-    return folder
-
-
 def test_l2a_folder_10m_subdataset_bands_by_name_and_xml_offset(products):
     p = recognise(str(products / L2A))
     assert p.kind == "Sentinel-2 L2A"
