@@ -65,6 +65,8 @@ def add_model(
     if not src.is_file():
         raise FbpError(f"The model file {src} does not exist; check the path.")
     name = name or model_stem(src)
+    if name.lower().endswith(EXTENSION):  # --name x.fbpmodel means x, not x.fbpmodel.fbpmodel
+        name = name[: -len(EXTENSION)]
     if not _NAME.match(name):
         raise FbpError(
             f"The model name {name!r} cannot be used as a file name; use letters, digits, '_', "

@@ -34,6 +34,9 @@ def test_add_list_resolve_and_load_by_name(tmp_path):
     assert path == folder / "tiny.fbpmodel"
     assert file_sha256(path) == file_sha256(src)
     other = registry.add_model(src, folder, name="Second-1")
+    named = registry.add_model(src, folder, name="third.fbpmodel")  # the extension given with the name
+    assert named == folder / "third.fbpmodel"
+    named.unlink()
     (folder / "notes.fbpmodel").write_text("not a model")  # unreadable files are skipped in the list
     listed = registry.list_models(folder)
     assert [(name, p) for name, _card, p in listed] == [("Second-1", other), ("tiny", path)]
