@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterString,
     QgsProviderRegistry,
 )
@@ -166,8 +167,13 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(self.enum_parameter("SENSOR", tr("Sensor"), sensor_options()))
         self.addParameter(QgsProcessingParameterString(
             "CUSTOM_MAPPING", tr("Band mapping (custom)"), optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            "MODEL", tr("Model"), optional=True))
+        model = QgsProcessingParameterString("MODEL", tr("Model"), optional=True)
+        # the registered models as a list (a name or a path typed by a script works as before)
+        model.setMetadata({"widget_wrapper": {"value_hints": registered_model_names()}})
+        self.addParameter(model)
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL_FILE", tr("Model file (instead of a registered model)"), optional=True,
+            fileFilter=MODEL_FILE_FILTER))
 
     def sensor_spec(self, parameters, context) -> str:
         """The engine's sensor spec from SENSOR and CUSTOM_MAPPING."""
@@ -185,9 +191,9 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         """The engine's sensor spec and model spec from SENSOR, CUSTOM_MAPPING and MODEL."""
         from .models_folder import models_dir
 
-        model = (self.parameterAsString(parameters, "MODEL",
-                                        context) or "").strip() or default_model(models_dir())
-        return self.sensor_spec(parameters, context), model
+        model_file = (self.parameterAsFile(parameters, "MODEL_FILE", context) or "").strip()
+        model = model_file or (self.parameterAsString(parameters, "MODEL", context) or "").strip()
+        return self.sensor_spec(parameters, context), model or default_model(models_dir())
 
 
 def enum_name(param: QgsProcessingParameterEnum, value):
@@ -206,6 +212,19 @@ def sensor_options() -> list[str]:
     from ..engine.io.sensors import PROFILES
 
     return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
+
+
+MODEL_FILE_FILTER = "Models (*.fbpmodel *.pth *.tar *.pt);;All files (*.*)"
+
+
+def registered_model_names() -> list[str]:
+    """The names in the model folder, for the Model parameter's list (read when a dialog opens)."""
+    from .models_folder import model_entries
+
+    try:
+        return [entry.name for entry in model_entries()]
+    except (ImportError, OSError):  # the engine not installed yet, an unreadable folder: no list
+        return []
 
 
 def default_model(models_dir: str) -> str:

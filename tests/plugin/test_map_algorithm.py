@@ -201,3 +201,43 @@ def test_batch_row_with_confidence_left_empty_reports_success(fbp_provider, tiny
     assert ok and results["CONFIDENCE"] is None
     assert list(context.layersToLoadOnCompletion()) == [str(tmp_path / "lc.tif")]
     assert handleAlgorithmResults(alg, context, QgsProcessingFeedback(), params) is True
+
+
+def test_model_parameter_lists_the_registered_models_and_takes_a_file(fbp_provider, models_folder,
+                                                                      tiny_model_path, naip_crop, tmp_path):
+    """The dialog's Model is a list of the models in the folder (read when the dialog opens); a file
+    chosen in Model file wins over it; a name typed by a script still works."""
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+    from qgis.gui import QgsGui, QgsProcessingGui
+    from qgis.PyQt.QtWidgets import QComboBox
+
+    from fbp_landcover.engine.models import registry
+
+    for name in ("beta", "alpha"):
+        registry.add_model(tiny_model_path, models_folder, name=name)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("fbplandcover:maplandcover")
+    param = alg.parameterDefinition("MODEL")
+    assert param.metadata()["widget_wrapper"]["value_hints"] == ["alpha", "beta"]
+    wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(param, QgsProcessingGui.Standard)
+    combo = wrapper.createWrappedWidget(QgsProcessingContext())
+    assert isinstance(combo, QComboBox)
+    assert [combo.itemText(i) for i in range(combo.count())] == ["", "alpha", "beta"]
+    assert alg.parameterDefinition("MODEL_FILE").fileFilter().startswith("Models (*.fbpmodel")
+
+    infos = []
+
+    class Recorder(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            infos.append(info)
+            super().pushInfo(info)
+
+    processing.run("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": "no-such-model",
+        "MODEL_FILE": str(tiny_model_path), "BACKEND": "torch", "OUTPUT": str(tmp_path / "file.tif")},
+        feedback=Recorder())
+    assert any(f"with model {tiny_model_path} " in line for line in infos), infos
+    processing.run("fbplandcover:maplandcover", {
+        "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": "beta", "BACKEND": "torch",
+        "OUTPUT": str(tmp_path / "named.tif")}, feedback=Recorder())
+    assert any("with model beta " in line for line in infos), infos

@@ -29,8 +29,8 @@ def test_maplandcover_parameters(fbp_provider):
 
     alg = fbp_provider.algorithm("maplandcover")
     params = {p.name(): p for p in alg.parameterDefinitions()}
-    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "ADAPT_ITERATIONS", "EXTENT",
-                            "MASK", "STATS", "STITCH",
+    assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "MODEL_FILE", "ADAPT_ITERATIONS",
+                            "EXTENT", "MASK", "STATS", "STITCH",
                             "DEVICE", "BACKEND", "OUTPUT", "CONFIDENCE", "AREAS"]
     assert params["SENSOR"].options() == ["auto", *PROFILES, "custom"]
     assert params["SENSOR"].usesStaticStrings() and params["SENSOR"].defaultValue() == "auto"
