@@ -115,6 +115,10 @@ class LandCoverDock(QDockWidget):
         # stacked with other panels, the wrapped lines scroll instead of being cut off
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # lines wrap to the panel's width
+        for combo in (self.sensor_combo, self.model_combo, self.extent_combo, self.backend_combo):
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.scroll.setFrameShape(QScrollArea.NoFrame)
         self.scroll.setWidget(body)
         self.setWidget(self.scroll)
@@ -182,16 +186,17 @@ class LandCoverDock(QDockWidget):
         self.get_models_button.setToolTip("The authors' five published DPA checkpoints and where to download "
                                           "them")
         self.get_models_button.clicked.connect(self.get_models_dialog)
-        model_row.addWidget(self.model_combo, 1)
+        # the buttons on a line of their own: a narrow panel (stacked beside others) is never cut off
+        form.addRow("Model", self.model_combo)
         model_row.addWidget(self.get_models_button)
         model_row.addWidget(self.add_model_button)
-        form.addRow("Model", model_row)
+        model_row.addStretch(1)
+        form.addRow("", model_row)
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
         form.addRow("", self.model_info)
 
-        adapt_row = QHBoxLayout()
         self.adapt_check = QCheckBox("Adapt to this image first")
         self.adapt_check.setToolTip("Unsupervised self-training on this image before mapping (slow on a CPU)")
         self.adapt_effort = QSpinBox()
@@ -202,9 +207,8 @@ class LandCoverDock(QDockWidget):
                                      "longer (about a second each on a CPU for a small model)")
         self.adapt_effort.setEnabled(False)
         self.adapt_check.toggled.connect(self.adapt_effort.setEnabled)
-        adapt_row.addWidget(self.adapt_check)
-        adapt_row.addWidget(self.adapt_effort)
-        form.addRow("Adaptation", adapt_row)
+        form.addRow("Adaptation", self.adapt_check)
+        form.addRow("", self.adapt_effort)
 
     def _build_output_rows(self, form: QFormLayout) -> None:
         """Extent, output and confidence, the device line and the backend."""

@@ -31,7 +31,7 @@ def summary(results: dict, model: str, seconds: float) -> str:
     reason = results.get("SENSOR_REASON") or ""
     sensor_text = f"sensor {sensor} ({reason})" if reason else f"sensor {sensor}"
     return (f"Model {model}; {sensor_text}; {results.get('DEVICE_USED')} ({results.get('BACKEND_USED')}); "
-            f"{adaptation_words(results)}; {seconds:.1f} s.")
+            f"{adaptation_words(results).rstrip('.')}; {seconds:.1f} s.")
 
 
 def layer_name(input_name: str, what: str, model: str, results: dict, when: float | None = None) -> str:
@@ -39,5 +39,8 @@ def layer_name(input_name: str, what: str, model: str, results: dict, when: floa
     time."""
     info = adaptation_info(results)
     adapted = f"adapted {info.get('method', '?')} {info.get('iterations', 0)} it" if info else "not adapted"
+    verdict = (info or {}).get("guard_verdict")
+    if isinstance(verdict, dict) and not verdict.get("passed", True):
+        adapted += " rejected by the guard: source model"  # the map is the source model's, say so
     stamp = time.strftime("%H:%M:%S", time.localtime(when if when is not None else time.time()))
     return f"{input_name} · {what} · {model} · {adapted} · {stamp}"

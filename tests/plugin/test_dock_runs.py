@@ -4,6 +4,8 @@ line; the plausibility warning; messages cleared with their cause; choices survi
 from __future__ import annotations
 
 import csv
+import os
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,9 @@ def test_two_runs_give_two_named_layers_newest_on_top_each_with_its_table(dock, 
     group = QgsProject.instance().layerTreeRoot().findGroup("naip")
     names = [node.layer().name() for node in group.findLayers()]
     assert names[0] == second.name() and names[1] == first.name()  # the newest on top
-    assert second.name().startswith("naip · land cover · tiny · adapted bn+kl 2 it · ")
+    rejected = "rejected by the guard" in summary  # the name then says the map is the source model's
+    assert second.name().startswith("naip · land cover · tiny · adapted bn+kl 2 it "
+                                    + ("rejected by the guard: source model · " if rejected else "· "))
     assert first.name().startswith("naip · land cover · tiny · not adapted · ")
     assert dock.iface.messageBar().get_messages(Qgis.Success)[-1].startswith(
         "FBP Land Cover:Mapped naip: Model tiny; sensor rgbn")
@@ -59,6 +63,13 @@ def test_two_runs_give_two_named_layers_newest_on_top_each_with_its_table(dock, 
                                                     abs=len(lines) * 10 ** -(4 if unit == "km2" else 2))
         assert table.table.item(table.table.rowCount() - 1, 2).text() == lines[-1][2]
     assert float(lines[-1][2]) == pytest.approx(160 * 128 * 25 / 1e4, abs=0.01)  # all pixels, in ha
+    shots = os.environ.get("FBP_SCREENSHOT_DIR")  # docs/img/dock.png is taken here: the panel after two runs
+    if shots:
+        dock.current_layer_changed(second)
+        dock.resize(460, 1250)
+        QGuiApplication.processEvents()
+        assert dock.grab().save(str(Path(shots) / "dock.png"))
+        dock.current_layer_changed(first)
     table.copy_button.click()
     assert QGuiApplication.clipboard().text().splitlines()[-1] == "\t".join(lines[-1])
     exported = table.export(str(tmp_path / "areas"))
