@@ -174,7 +174,6 @@ class LandCoverDock(QDockWidget):
         """The model (and adding one) and quick adaptation."""
         model_row = QHBoxLayout()
         self.model_combo = QComboBox()
-        self.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setToolTip("The models in the model folder of your QGIS profile")
         self.add_model_button = QToolButton()
         self.add_model_button.setText("Add model…")
