@@ -177,7 +177,7 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
 
     def sensor_spec(self, parameters, context) -> str:
         """The engine's sensor spec from SENSOR and CUSTOM_MAPPING."""
-        sensor = self.parameterAsEnumString(parameters, "SENSOR", context) or "auto"
+        sensor = option_id(self.parameterAsEnumString(parameters, "SENSOR", context) or "auto")
         if sensor == "custom":
             mapping = (self.parameterAsString(parameters, "CUSTOM_MAPPING", context) or "").strip()
             if not mapping:
@@ -196,22 +196,38 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         return self.sensor_spec(parameters, context), model or default_model(models_dir())
 
 
+LABEL_SEPARATOR = " — "  # "sentinel2 — Sentinel-2 L1C/L2A": the id a script gives, then the name shown
+
+
+def option_id(option: str) -> str:
+    """The id of an enum option shown as "id — name" (an option without a name is its own id)."""
+    return option.split(LABEL_SEPARATOR, 1)[0]
+
+
 def enum_name(param: QgsProcessingParameterEnum, value):
-    """An option number (int or digits) of a static-string enum as its option name; anything else as is."""
+    """An option number (int or digits) or an option's id ("sentinel2" for "sentinel2 — Sentinel-2 …") of
+    a static-string enum as its option; anything else as is."""
     options = param.options()
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
         index = int(value)
         return options[index] if 0 <= index < len(options) else value
+    if isinstance(value, str) and value not in options:
+        return next((option for option in options if option_id(option) == value.strip()), value)
     return value
 
 
 def sensor_options() -> list[str]:
-    """The SENSOR enum values: auto, every engine profile, custom (stable strings, not indices)."""
+    """The SENSOR enum values: auto, every engine profile, custom, each as "id — name" (stable strings, not
+    indices; a script or a model may give the id alone: "sentinel2")."""
     from ..engine.io.sensors import PROFILES
 
-    return ["auto", *[name for name in PROFILES if name != "custom"], "custom"]
+    # no commas: Processing reads a comma in an enum's text value as a list of options
+    named = [f"{name}{LABEL_SEPARATOR}{profile.title.split(' (')[0].replace(',', '/')}"
+             for name, profile in PROFILES.items() if name != "custom"]
+    return [f"auto{LABEL_SEPARATOR}detect from the file", *named,
+            f"custom{LABEL_SEPARATOR}the band mapping below"]
 
 
 MODEL_FILE_FILTER = "Models (*.fbpmodel *.pth *.tar *.pt);;All files (*.*)"

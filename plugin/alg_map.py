@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
@@ -19,7 +20,10 @@ from ..engine.inference.backends import BACKENDS
 from ..engine.inference.predict import STITCH_MODES
 from ..engine.models.devices import DEVICES
 from . import styling
-from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, tr
+from .alg_base import LABEL_SEPARATOR, FbpAlgorithm, FeedbackBridge, layer_path, option_id, tr
+
+QUALITY_MASKS = [f"auto{LABEL_SEPARATOR}the product's own (Sentinel-2 SCL or MSK_CLASSI; PlanetScope UDM2)",
+                 f"none{LABEL_SEPARATOR}no mask at all"]
 
 
 class MapLandCover(FbpAlgorithm):
@@ -36,8 +40,13 @@ class MapLandCover(FbpAlgorithm):
         "<b>Model file</b>: any model file (.fbpmodel checkpoint, or the authors' "
         "unet_&lt;city&gt;.pth.tar), used instead of the Model list.\n<b>Quick adaptation</b>: "
         "that many iterations of unsupervised self-training (pseudo-labels) on this image before mapping; "
-        "slow on a CPU (minutes), 0 = map with the model as it is.\n<b>Extent</b> and <b>mask</b> "
-        "(non-zero pixels are left unclassified, e.g. clouds) are optional.\nOutputs: the class raster "
+        "slow on a CPU (minutes), 0 = map with the model as it is.\n<b>Product's cloud and quality mask</b>: "
+        "'auto' leaves unclassified what the product's own mask marks (Sentinel-2 SCL: no data, defective, "
+        "cloud shadow, medium/high cloud, cirrus; L1C MSK_CLASSI; PlanetScope UDM2: not clear or unusable), "
+        "'none' uses no mask at all. <b>Mask raster</b> (optional): its non-zero pixels are left "
+        "unclassified too, added to the product's. Masked pixels are no data in the map, left out of the "
+        "areas (the log says how many km² were masked), of the normalisation statistics and of adaptation.\n"
+        "<b>Extent</b> is optional.\nOutputs: the class raster "
         "(0 = no data, 1..24 the classes, styled with the official colours), optionally a confidence raster "
         "(1 - normalised entropy, 0..1) and a per-class area table (CSV, with a JSON beside it).\nAdvanced: "
         "normalisation statistics ('scene' = from this image, 'checkpoint', a city name or eight numbers), "
@@ -51,8 +60,10 @@ class MapLandCover(FbpAlgorithm):
             "ADAPT_ITERATIONS", tr("Adaptation iterations"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, optional=True, minValue=0, maxValue=100000))
         self.addParameter(QgsProcessingParameterExtent("EXTENT", tr("Extent"), optional=True))
+        self.addParameter(self.enum_parameter("QUALITY_MASK", tr("Product's cloud and quality mask"),
+                                              QUALITY_MASKS))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "MASK", tr("Mask raster (non-zero = leave unclassified)"), optional=True))
+            "MASK", tr("Mask raster (non-zero = leave unclassified; added to the product's)"), optional=True))
         self.add_advanced(
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
             self.enum_parameter("STITCH", tr("Stitching of windows"), list(STITCH_MODES)),
@@ -67,7 +78,8 @@ class MapLandCover(FbpAlgorithm):
         for key, text in (("SENSOR_USED", "Sensor used"), ("SENSOR_REASON", "Why this sensor"),
                           ("DEVICE_USED", "Device used"),
                           ("BACKEND_USED", "Backend used"), ("AREAS_JSON", "Area table (JSON)"),
-                          ("ADAPTATION", "Adaptation that ran (JSON; empty: none)")):
+                          ("ADAPTATION", "Adaptation that ran (JSON; empty: none)"),
+                          ("MASK_USED", "Masks used and the masked share (JSON)")):
             self.addOutput(QgsProcessingOutputString(key, tr(text)))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -82,11 +94,23 @@ class MapLandCover(FbpAlgorithm):
                 self._extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         mask = self.parameterAsRasterLayer(parameters, "MASK", context)
         self._mask = layer_path(mask) if mask is not None else None
+        quality = self.parameterAsEnumString(parameters, "QUALITY_MASK", context) or "auto"
+        self._quality_mask = option_id(quality)
         return True
+
+    def mask_spec(self) -> str:
+        """The engine's mask option: the mask raster (added to the product's own), "auto" or "none"."""
+        if self._quality_mask == "none" and self._mask:
+            raise QgsProcessingException(
+                "The product's mask is 'none' (no mask at all) but a mask raster was given; choose 'auto' "
+                "to use the mask raster (it is added to the product's own mask), or leave the mask raster "
+                "empty.")
+        return self._mask or self._quality_mask
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.require_engine()
         from ..engine.mapping import MapRequest, map_landcover
+        from ..engine.mapping.request import describe_mask
         from .models_folder import models_dir
 
         sensor, model = self.sensor_and_model(parameters, context)
@@ -99,7 +123,7 @@ class MapLandCover(FbpAlgorithm):
             stitch=self.parameterAsEnumString(parameters, "STITCH", context) or "blend",
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
             backend=self.parameterAsEnumString(parameters, "BACKEND", context) or "auto",
-            mask=self._mask, extent=self._extent, confidence=confidence, areas=areas,
+            mask=self.mask_spec(), extent=self._extent, confidence=confidence, areas=areas,
             overwrite=True,  # Processing destinations: QGIS already asked before overwriting
             models_dir=models_dir(),
         )
@@ -121,6 +145,7 @@ class MapLandCover(FbpAlgorithm):
             from ..engine.training.adapt import describe
 
             feedback.pushInfo(f"Adaptation: {describe(result.adaptation)}")
+        feedback.pushInfo(f"Mask: {describe_mask(result.mask)}")
         feedback.pushInfo(f"Mapped {result.width}×{result.height} pixels in {result.seconds:.1f} s.")
         styling.attach(context, output, styling.style_classes, f"{self._input_name} land cover")
         if confidence:
@@ -131,4 +156,5 @@ class MapLandCover(FbpAlgorithm):
             "SENSOR_REASON": result.sensor_reason, "DEVICE_USED": result.device,
             "BACKEND_USED": result.backend,
             "ADAPTATION": json.dumps(result.adaptation, default=str) if result.adaptation else "",
+            "MASK_USED": json.dumps(result.mask, default=str) if result.mask else "",
         }

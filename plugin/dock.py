@@ -46,6 +46,7 @@ from qgis.PyQt.QtWidgets import (
 from . import dock_settings, engine_check, run_summary, styling
 from .area_table import AREAS_CSV, AREAS_JSON, AreaTable
 from .engine_box import EngineBox
+from .mask_choice import MaskChoice
 from .messages import for_panel
 from .tasks import TaskFeedback as DockFeedback
 
@@ -216,6 +217,8 @@ class LandCoverDock(QDockWidget):
         self.extent_combo.addItem("Current map view", "canvas")
         self.extent_combo.setToolTip("Map the whole raster, or only the part shown in the map view")
         form.addRow("Extent", self.extent_combo)
+        self.mask_choice = MaskChoice()
+        form.addRow("Mask", self.mask_choice)
 
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
@@ -481,6 +484,7 @@ class LandCoverDock(QDockWidget):
             params["ADAPT_ITERATIONS"] = self.adapt_effort.value()
         if sensor == "custom":
             params["CUSTOM_MAPPING"] = self.custom_mapping.text().strip()
+        params.update(self.mask_choice.parameters())
         if self.extent_combo.currentData() == "canvas":
             canvas = self.iface.mapCanvas()
             transform = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), layer.crs(),
@@ -690,6 +694,8 @@ def dock_settings_restore(dock: LandCoverDock) -> None:
             combo.setCurrentIndex(index)
     dock.output_widget.setFilePath(load("output", ""))
     dock.confidence_check.setChecked(load("confidence", False))
+    dock.mask_choice.set_mode(load("mask", "auto"))
+    dock.mask_choice.combo.currentIndexChanged.connect(lambda: save("mask", dock.mask_choice.mode))
     dock.area_table.set_unit(load("area_unit", "km2"))
     dock.adapt_check.toggled.connect(lambda v: save("adapt", bool(v)))
     dock.adapt_effort.valueChanged.connect(lambda v: save("adapt_iterations", int(v)))

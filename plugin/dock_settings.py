@@ -8,7 +8,7 @@ import hashlib
 from qgis.core import QgsSettings
 
 PREFIX = "fbp_landcover/dock/"
-GLOBAL_KEYS = ("adapt", "adapt_iterations", "extent", "output", "confidence", "backend", "area_unit")
+GLOBAL_KEYS = ("adapt", "adapt_iterations", "extent", "output", "confidence", "backend", "area_unit", "mask")
 
 
 def _source_key(source: str) -> str:

@@ -25,13 +25,24 @@ def adaptation_words(results: dict) -> str:
     return f"adapted: {describe(info)}" if info else "no adaptation"
 
 
+def mask_words(results: dict) -> str:
+    """The MASK_USED output in words ("mask UDM2 …: 0.3 km² masked (2.1 % of the grid)", "no mask (…)")."""
+    from ..engine.mapping.request import describe_mask
+
+    text = results.get("MASK_USED") or ""
+    try:
+        return describe_mask(json.loads(text) if text else None)
+    except ValueError:
+        return text
+
+
 def summary(results: dict, model: str, seconds: float) -> str:
-    """One line: model, sensor and why, device/backend, the adaptation that ran, time."""
+    """One line: model, sensor and why, device/backend, the adaptation that ran, the mask, time."""
     sensor = results.get("SENSOR_USED") or "?"
     reason = results.get("SENSOR_REASON") or ""
     sensor_text = f"sensor {sensor} ({reason})" if reason else f"sensor {sensor}"
     return (f"Model {model}; {sensor_text}; {results.get('DEVICE_USED')} ({results.get('BACKEND_USED')}); "
-            f"{adaptation_words(results).rstrip('.')}; {seconds:.1f} s.")
+            f"{adaptation_words(results).rstrip('.')}; {mask_words(results).rstrip('.')}; {seconds:.1f} s.")
 
 
 def layer_name(input_name: str, what: str, model: str, results: dict, when: float | None = None) -> str:

@@ -19,6 +19,7 @@ L1C = ("sentinel2/fake_l1c_processing_baseline_5_09/"
 L2A_0208 = "sentinel2/fake_l2a_MSIL2A/S2A_MSIL2A_20180818T094031_N0208_R036_T34VFJ_20180818T120345.SAFE"
 L2A_ZIP = "sentinel2/S2B_MSIL2A_20230823T095559_N0509_R122_T34UCF_20230823T124759.SAFE.zip"
 UDM2 = "planetscope/20151119_025740_0c74_3B_udm2_clip.tif"
+SID = "20151119_025740_0c74"  # the PlanetScope scene id of the UDM2 and XML fixtures
 
 
 def copy_product(products: Path, rel: str, dst: Path) -> Path:
@@ -47,3 +48,22 @@ def write_window(path: Path, values: np.ndarray, x: int = 0, y: int = 0) -> None
     ds.SetProjection(wkt)
     ds.GetRasterBand(1).WriteArray(values, x, y)
     ds = None
+
+
+def planet_scene(products, folder, name: str, bands: int = 4, descriptions=None, dn: int = 1500):
+    """A PlanetScope image named as Planet names it, on the UDM2's grid, with the UDM2 and XML beside it."""
+    udm = gdal.Open(str(products / UDM2))
+    path = folder / name
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), udm.RasterXSize, udm.RasterYSize, bands,
+                                              gdal.GDT_UInt16, ["TILED=YES", "COMPRESS=DEFLATE"])
+    ds.SetGeoTransform(udm.GetGeoTransform())
+    ds.SetProjection(udm.GetProjection())
+    for b in range(bands):
+        band = ds.GetRasterBand(b + 1)
+        band.Fill(dn + 100 * b)
+        if descriptions:
+            band.SetDescription(descriptions[b])
+    ds = None
+    shutil.copy(products / UDM2, folder)
+    shutil.copy(products / f"planetscope/{SID}_3B_AnalyticMS_metadata_clip.xml", folder)
+    return path

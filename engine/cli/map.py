@@ -31,6 +31,7 @@ def _extent(text: str | None):
 
 def cmd_map(args, progress) -> int:
     from ..mapping import MapRequest, map_landcover
+    from ..mapping.request import describe_mask
     from ..training.config import AdaptOptions
 
     adapt = None
@@ -55,11 +56,8 @@ def cmd_map(args, progress) -> int:
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")
     print(f"  sensor {res.sensor}: {res.sensor_reason}")
     print(f"  model run by {res.backend} on {res.device} ({res.device_reason})")
-    if res.mask and res.mask["used"]:
-        print(f"  mask: {'; '.join(res.mask['used'])}: {res.mask['masked_km2']:g} km² masked "
-              f"({100 * res.mask['masked_share']:.1f} % of the grid)")
-    elif res.mask:
-        print(f"  mask: none ({res.mask['found']})")
+    if res.mask:
+        print(f"  {describe_mask(res.mask)}")
     if res.adaptation:
         from ..training.adapt import describe
 

@@ -126,3 +126,13 @@ def plan_outputs(req: MapRequest) -> Outputs:
     get = paths.get
     return Outputs(paths["output map"], paths["style file beside the output map"], get("confidence raster"),
                    get("area table"), get("area table (JSON, beside the CSV)"), get("quicklook"))
+
+
+def describe_mask(mask: dict | None) -> str:
+    """A run's mask in words: "SCL: cloud …: 0.42 km² masked (3.1 % of the grid)", or "no mask (why)"."""
+    if not mask:
+        return "no mask"
+    if mask.get("used"):
+        return (f"mask {'; '.join(mask['used'])}: {mask.get('masked_km2', 0):g} km² masked "
+                f"({100 * mask.get('masked_share', 0):.1f} % of the grid)")
+    return f"no mask ({mask.get('found') or 'none found'})"

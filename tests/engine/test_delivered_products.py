@@ -15,33 +15,13 @@ from fbp_landcover.engine.errors import FbpError
 from fbp_landcover.engine.io.delivered import recognise
 from fbp_landcover.engine.io.raster import open_input
 from fbp_landcover.engine.io.sensors import choose
-from tests.delivered_fixtures import UDM2
+from tests.delivered_fixtures import SID, UDM2, planet_scene
 
-SID = "20151119_025740_0c74"
 RPC = "rpc/gf_style_derived/md_dg_l1a"
 
 
-def _scene_on_udm2_grid(products, folder, name: str, bands: int = 4, descriptions=None, dn: int = 1500):
-    """A PlanetScope image named as Planet names it, on the UDM2's grid, with the UDM2 and XML beside it."""
-    udm = gdal.Open(str(products / UDM2))
-    path = folder / name
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), udm.RasterXSize, udm.RasterYSize, bands,
-                                              gdal.GDT_UInt16, ["TILED=YES", "COMPRESS=DEFLATE"])
-    ds.SetGeoTransform(udm.GetGeoTransform())
-    ds.SetProjection(udm.GetProjection())
-    for b in range(bands):
-        band = ds.GetRasterBand(b + 1)
-        band.Fill(dn + 100 * b)
-        if descriptions:
-            band.SetDescription(descriptions[b])
-    ds = None
-    shutil.copy(products / UDM2, folder)
-    shutil.copy(products / f"planetscope/{SID}_3B_AnalyticMS_metadata_clip.xml", folder)
-    return path
-
-
 def test_udm2_found_beside_the_image_and_read_as_documented(products, tmp_path):
-    img = _scene_on_udm2_grid(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_clip.tif")
+    img = planet_scene(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_clip.tif")
     p = recognise(str(img))
     assert p.kind == "PlanetScope AnalyticMS_SR" and p.profile.band_order == {0: (4, 3, 2, 1)}
     assert "UDM2" in p.mask_note and [m.band for m in p.masks] == [1, 8]
@@ -61,7 +41,7 @@ def test_udm2_found_beside_the_image_and_read_as_documented(products, tmp_path):
 
 
 def test_planetscope_toa_radiance_uses_the_xml_reflectance_coefficients(products, tmp_path):
-    img = _scene_on_udm2_grid(products, tmp_path, f"{SID}_3B_AnalyticMS_clip.tif", dn=10000)
+    img = planet_scene(products, tmp_path, f"{SID}_3B_AnalyticMS_clip.tif", dn=10000)
     prof, reason = choose(str(img))
     assert "PlanetScope AnalyticMS scene" in reason
     with open_input(str(img), prof, mask="none") as inp:
@@ -75,14 +55,14 @@ def test_planetscope_toa_radiance_uses_the_xml_reflectance_coefficients(products
 
 def test_planetscope_8_band_bands_by_their_names(products, tmp_path):
     names = ["coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir"]
-    img = _scene_on_udm2_grid(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_8b_clip.tif", bands=8,
+    img = planet_scene(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_8b_clip.tif", bands=8,
                               descriptions=names)
     p = recognise(str(img))
     assert p.profile.band_order == {0: (8, 6, 4, 2)} and p.facts["band_names_from"] == "the file's band names"
 
 
 def test_legacy_udm_and_no_mask(products, tmp_path):
-    img = _scene_on_udm2_grid(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_clip.tif")
+    img = planet_scene(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_clip.tif")
     (tmp_path / UDM2.split("/")[1]).unlink()
     assert recognise(str(img)).masks == []
     udm = gdal.Open(str(products / UDM2))

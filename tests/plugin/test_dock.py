@@ -175,6 +175,16 @@ def test_dock_parameters_follow_the_choices(dock, naip_crop, tmp_path):
     assert params["INPUT"] == layer.id() and params["SENSOR"] == "rgbn" and params["MODEL"] == "tiny"
     assert "ADAPT_ITERATIONS" not in params and "CONFIDENCE" not in params
     assert params["OUTPUT"].endswith("naip_crop_landcover.tif")
+    assert params["QUALITY_MASK"] == "auto" and "MASK" not in params  # the product's own mask by default
+    assert dock.mask_choice.layer_combo.isHidden()
+    dock.mask_choice.set_mode("layer")
+    assert not dock.mask_choice.layer_combo.isHidden()
+    dock.mask_choice.layer_combo.setLayer(layer)
+    params = dock.parameters(QgsProcessingContext())
+    assert params["QUALITY_MASK"] == "auto" and params["MASK"] == layer.id()
+    dock.mask_choice.set_mode("none")
+    params = dock.parameters(QgsProcessingContext())
+    assert params["QUALITY_MASK"] == "none" and "MASK" not in params
     dock.adapt_check.setChecked(True)
     dock.adapt_effort.setValue(7)
     dock.output_widget.setFilePath(str(tmp_path / "map"))

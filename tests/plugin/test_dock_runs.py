@@ -141,6 +141,7 @@ def test_choices_survive_a_plugin_unload_and_load(qgis_iface, qgis_new_project, 
     dock.confidence_check.setChecked(True)
     dock.backend_combo.setCurrentIndex(dock.backend_combo.findData("onnx"))
     dock.area_table.set_unit("ha")
+    dock.mask_choice.set_mode("none")
     plugin.unload()
 
     plugin = FbpLandcoverPlugin(qgis_iface)
@@ -152,7 +153,7 @@ def test_choices_survive_a_plugin_unload_and_load(qgis_iface, qgis_new_project, 
         assert dock.extent_combo.currentData() == "canvas"
         assert dock.output_widget.filePath() == str(tmp_path / "out.tif")
         assert dock.confidence_check.isChecked() and dock.backend_combo.currentData() == "onnx"
-        assert dock.area_table.unit == "ha"
+        assert dock.area_table.unit == "ha" and dock.mask_choice.mode == "none"
         dock.layer_combo.setLayer(naip)
         assert dock.sensor_combo.currentData() == "bgrn"  # remembered for this file
         dock.layer_combo.setLayer(haiti)

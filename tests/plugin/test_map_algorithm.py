@@ -241,3 +241,34 @@ def test_model_parameter_lists_the_registered_models_and_takes_a_file(fbp_provid
         "INPUT": str(naip_crop), "SENSOR": "rgbn", "MODEL": "beta", "BACKEND": "torch",
         "OUTPUT": str(tmp_path / "named.tif")}, feedback=Recorder())
     assert any("with model beta " in line for line in infos), infos
+
+
+def test_product_mask_auto_none_and_a_raster(fbp_provider, tiny_model_path, products, tmp_path):
+    """A PlanetScope scene with its UDM2 beside it: 'auto' leaves what the UDM2 marks unclassified and says
+    so in MASK_USED; 'none' maps every pixel; 'none' with a mask raster is refused with a sentence."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from tests.delivered_fixtures import SID, UDM2, planet_scene
+
+    img = planet_scene(products, tmp_path, f"{SID}_3B_AnalyticMS_SR_clip.tif")
+    base = {"INPUT": str(img), "SENSOR": "auto", "MODEL": str(tiny_model_path), "BACKEND": "torch",
+            "STATS": "checkpoint"}
+    auto = processing.run("fbplandcover:maplandcover", {**base, "OUTPUT": str(tmp_path / "auto.tif")})
+    used = json.loads(auto["MASK_USED"])
+    assert used["option"] == "auto" and any("UDM2" in u for u in used["used"]), used
+    udm = gdal.Open(str(products / UDM2)).ReadAsArray()
+    expected = float(((udm[0] == 0) | (udm[7] != 0)).mean())  # not clear, or unusable
+    _, arr = _read(tmp_path / "auto.tif")
+    assert used["masked_share"] == pytest.approx(expected, abs=0.005)
+    assert float((arr == 0).mean()) == pytest.approx(expected, abs=0.005)
+    none = processing.run("fbplandcover:maplandcover", {**base, "QUALITY_MASK": "none",
+                                                        "OUTPUT": str(tmp_path / "none.tif")})
+    assert json.loads(none["MASK_USED"])["used"] == []
+    ds, arr = _read(tmp_path / "none.tif")
+    assert ds.RasterXSize == 1184  # 1578 px of 3 m on the profile's 4 m grid: the last column half outside
+    assert (arr[:, :-1] >= 1).all()
+    with pytest.raises(QgsProcessingException, match="mask raster was given; choose 'auto'"):
+        processing.run("fbplandcover:maplandcover", {**base, "QUALITY_MASK": 1, "MASK": str(img),
+                                                     "OUTPUT": str(tmp_path / "x.tif")})
+    assert not (tmp_path / "x.tif").exists()

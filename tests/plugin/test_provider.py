@@ -30,10 +30,14 @@ def test_maplandcover_parameters(fbp_provider):
     alg = fbp_provider.algorithm("maplandcover")
     params = {p.name(): p for p in alg.parameterDefinitions()}
     assert list(params) == ["INPUT", "SENSOR", "CUSTOM_MAPPING", "MODEL", "MODEL_FILE", "ADAPT_ITERATIONS",
-                            "EXTENT", "MASK", "STATS", "STITCH",
+                            "EXTENT", "QUALITY_MASK", "MASK", "STATS", "STITCH",
                             "DEVICE", "BACKEND", "OUTPUT", "CONFIDENCE", "AREAS"]
-    assert params["SENSOR"].options() == ["auto", *PROFILES, "custom"]
-    assert params["SENSOR"].usesStaticStrings() and params["SENSOR"].defaultValue() == "auto"
+    # ids with their names, so the dialog says "sentinel2 — Sentinel-2 L1C/L2A", not a bare id
+    options = params["SENSOR"].options()
+    assert [o.split(" — ")[0] for o in options] == ["auto", *[p for p in PROFILES if p != "custom"], "custom"]
+    assert "rgbn — Generic 4-band R/G/B/NIR" in options and "gaofen2 — Gaofen-2 PMS multispectral" in options
+    assert params["SENSOR"].usesStaticStrings() and params["SENSOR"].defaultValue() == options[0]
+    assert options[0] == "auto — detect from the file"
     assert params["STITCH"].options() == ["blend", "centre-crop"]
     for name in ("STATS", "STITCH", "DEVICE", "BACKEND"):
         assert params[name].flags() & QgsProcessingParameterDefinition.FlagAdvanced, name

@@ -84,9 +84,16 @@ def _fails(env, *args) -> str:
 
 def test_enum_parameters_take_option_numbers_and_names(qgis_env, tiny_model_path, naip_crop, tmp_path):
     """What `qgis_process help` lists (0: auto, 1: torch, ...) works, and so do the names."""
-    res = _run(qgis_env, "fbplandcover:maplandcover", "--", f"INPUT={naip_crop}", "SENSOR=rgbn",
+    from fbp_landcover.engine.io.sensors import PROFILES
+
+    rgbn = 1 + list(PROFILES).index("rgbn")  # the option number of "rgbn — Generic 4-band R/G/B/NIR"
+    res = _run(qgis_env, "fbplandcover:maplandcover", "--", f"INPUT={naip_crop}", f"SENSOR={rgbn}",
                f"MODEL={tiny_model_path}", "BACKEND=1", f"OUTPUT={tmp_path / 'n.tif'}")
-    assert res["results"]["BACKEND_USED"] == "torch"
+    assert res["results"]["BACKEND_USED"] == "torch" and res["results"]["SENSOR_USED"] == "rgbn"
+    res = _run(qgis_env, "fbplandcover:maplandcover", "--", f"INPUT={naip_crop}",
+               "SENSOR=rgbn — Generic 4-band R/G/B/NIR", f"MODEL={tiny_model_path}", "BACKEND=torch",
+               f"OUTPUT={tmp_path / 'l.tif'}")
+    assert res["results"]["SENSOR_USED"] == "rgbn"
     missing = tmp_path / "no_such_folder"
     for architecture in ("2", "mobile_unet"):  # both pass the parameter check; the folder is what fails
         text = _fails(qgis_env, "fbplandcover:trainsourcemodel", "--", f"SOURCE={missing}",

@@ -31,6 +31,16 @@ def test_layer_names_say_what_the_map_is():
 
 def test_summary_is_one_line_ending_in_the_time():
     assert summary(RESULTS, "tiny", 2.06) == ("Model tiny; sensor rgbn (chosen by the user); cpu (torch); "
-                                              "no adaptation; 2.1 s.")
+                                              "no adaptation; no mask; 2.1 s.")
     text = summary(_adapted(False), "tiny", 2.06)
-    assert text.endswith("on only 14% of the pixels; 2.1 s.") and ".;" not in text
+    assert text.endswith("on only 14% of the pixels; no mask; 2.1 s.") and ".;" not in text
+
+
+def test_summary_says_which_mask_and_how_much_it_took():
+    mask = {"option": "auto", "found": "UDM2 beside the image", "used": ["UDM2 clear band: 0 (not clear)"],
+            "masked_pixels": 1200, "masked_km2": 0.0108, "masked_share": 0.0563}
+    text = summary({**RESULTS, "MASK_USED": json.dumps(mask)}, "tiny", 1.0)
+    assert "; mask UDM2 clear band: 0 (not clear): 0.0108 km² masked (5.6 % of the grid); 1.0 s." in text
+    none = {"option": "auto", "found": "not a recognised product: no product mask", "used": []}
+    assert "; no mask (not a recognised product: no product mask); " in summary(
+        {**RESULTS, "MASK_USED": json.dumps(none)}, "tiny", 1.0)
