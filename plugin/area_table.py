@@ -32,17 +32,24 @@ AREAS_CSV = "fbp_landcover/areas_csv"
 UNITS = {"km2": ("km²", 1.0, 4), "ha": ("ha", 100.0, 2)}  # unit: (header, per km², decimals)
 
 
-def read_rows(json_path: str | None, csv_path: str | None) -> list[dict]:
-    """The classes present (pixels > 0), largest first, from the area JSON or else the CSV."""
+def read_rows(json_path: str | None, csv_path: str | None) -> tuple[list[dict], float | None]:
+    """The classes present (pixels > 0), largest first, and the km² the masks took out (None: no mask),
+    from the area JSON or else the CSV (whose "masked" row has no class index)."""
     rows: list[dict] = []
+    masked = None
     if json_path and Path(json_path).is_file():
-        rows = json.loads(Path(json_path).read_text())["classes"]
+        doc = json.loads(Path(json_path).read_text())
+        rows = doc["classes"]
+        masked = doc["masked"]["masked_km2"] if doc.get("masked") else None
     elif csv_path and Path(csv_path).is_file():
         with open(csv_path, newline="") as f:
             rows = list(csv.DictReader(f))
+        masked = next((float(r["km2"]) for r in rows if r.get("name") == "masked" and not r.get("index")),
+                      None)
+        rows = [r for r in rows if r.get("index")]
     rows = [r for r in rows if float(r.get("pixels", 0) or 0) > 0]
     rows.sort(key=lambda r: -float(r["km2"]))
-    return rows
+    return rows, masked
 
 
 class AreaTable(QWidget):
@@ -51,6 +58,7 @@ class AreaTable(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[dict] = []
+        self.masked_km2: float | None = None
         self.csv_path = ""
         self.layer_name = ""
         outer = QVBoxLayout(self)
@@ -93,7 +101,7 @@ class AreaTable(QWidget):
         # a long path wraps instead of widening the panel
         self.path_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         outer.addWidget(self.path_label)
-        self.show_rows([], "", "")
+        self.show_rows(([], None), "", "")
 
     @property
     def unit(self) -> str:
@@ -113,12 +121,13 @@ class AreaTable(QWidget):
         self.show_rows(read_rows(json_path, csv_path), csv_path, layer.name())
         return True
 
-    def show_rows(self, rows: list[dict], csv_path: str, layer_name: str) -> None:
-        self.rows, self.csv_path, self.layer_name = rows, csv_path or "", layer_name
+    def show_rows(self, table: tuple[list[dict], float | None], csv_path: str, layer_name: str) -> None:
+        """``table``: what read_rows returns (the class rows, the masked km²)."""
+        (self.rows, self.masked_km2), self.csv_path, self.layer_name = table, csv_path or "", layer_name
         self.title.setText(f"Areas of {layer_name}" if layer_name else "Areas (after a run)")
         self.path_label.setText(f"Area table file: {self.csv_path}" if self.csv_path else "")
-        self.copy_button.setEnabled(bool(rows))
-        self.export_button.setEnabled(bool(rows))
+        self.copy_button.setEnabled(bool(self.rows))
+        self.export_button.setEnabled(bool(self.rows))
         self._refill()
 
     def lines(self) -> list[list[str]]:
@@ -131,6 +140,8 @@ class AreaTable(QWidget):
         total = sum(float(r["km2"]) for r in self.rows) * factor
         pct = sum(float(r["percent"]) for r in self.rows)
         out.append(["", "Total", f"{total:.{decimals}f}", f"{pct:.1f}"])
+        if self.masked_km2 is not None:  # not in the total: masked pixels are not classified
+            out.append(["", "Masked (not classified)", f"{self.masked_km2 * factor:.{decimals}f}", ""])
         return out
 
     def _refill(self) -> None:
@@ -154,10 +165,11 @@ class AreaTable(QWidget):
                 item = QTableWidgetItem(value)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, col, item)
-        bold = self.table.item(len(cells) - 1, 0).font()
+        total_row = len(self.rows)
+        bold = self.table.item(total_row, 0).font()
         bold.setBold(True)
         for col in (0, 2, 3):
-            self.table.item(len(cells) - 1, col).setFont(bold)
+            self.table.item(total_row, col).setFont(bold)
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText("\n".join("\t".join(cells) for cells in self.lines()))
