@@ -146,6 +146,8 @@ class MapLandCover(FbpAlgorithm):
 
             feedback.pushInfo(f"Adaptation: {describe(result.adaptation)}")
         feedback.pushInfo(f"Mask: {describe_mask(result.mask)}")
+        if result.area_warning:
+            feedback.pushWarning(f"Areas: {result.area_warning}")
         feedback.pushInfo(f"Mapped {result.width}×{result.height} pixels in {result.seconds:.1f} s.")
         styling.attach(context, output, styling.style_classes, f"{self._input_name} land cover")
         if confidence:

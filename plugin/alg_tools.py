@@ -39,9 +39,13 @@ class ClassAreas(FbpAlgorithm):
         source = layer_path(layer)
         output = Path(self.parameterAsFileOutput(parameters, "OUTPUT", context))
         feedback.setProgressText(f"Counting classes in {source}")
-        rows = self.run_engine(areas.count_raster, source).table()
+        counter = self.run_engine(areas.count_raster, source)
+        rows = counter.table()
+        if counter.pixel_area.warning:
+            feedback.pushWarning(f"Areas: {counter.pixel_area.warning}")
         output.parent.mkdir(parents=True, exist_ok=True)
-        json_path = self.run_engine(areas.write_area_tables, rows, output, source)
+        json_path = self.run_engine(areas.write_area_tables, rows, output, source,
+                                    warning=counter.pixel_area.warning)
         feedback.setProgress(100)
         for row in rows:
             if row["pixels"]:

@@ -32,15 +32,17 @@ AREAS_CSV = "fbp_landcover/areas_csv"
 UNITS = {"km2": ("km²", 1.0, 4), "ha": ("ha", 100.0, 2)}  # unit: (header, per km², decimals)
 
 
-def read_rows(json_path: str | None, csv_path: str | None) -> tuple[list[dict], float | None]:
-    """The classes present (pixels > 0), largest first, and the km² the masks took out (None: no mask),
-    from the area JSON or else the CSV (whose "masked" row has no class index)."""
+def read_rows(json_path: str | None, csv_path: str | None) -> tuple[list[dict], float | None, str]:
+    """The classes present (pixels > 0), largest first, the km² the masks took out (None: no mask) and why
+    the areas are not real areas ("" when they are), from the area JSON or else the CSV (whose "masked" row
+    has no class index)."""
     rows: list[dict] = []
-    masked = None
+    masked, warning = None, ""
     if json_path and Path(json_path).is_file():
         doc = json.loads(Path(json_path).read_text())
         rows = doc["classes"]
         masked = doc["masked"]["masked_km2"] if doc.get("masked") else None
+        warning = doc.get("area_warning") or ""
     elif csv_path and Path(csv_path).is_file():
         with open(csv_path, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -49,7 +51,7 @@ def read_rows(json_path: str | None, csv_path: str | None) -> tuple[list[dict], 
         rows = [r for r in rows if r.get("index")]
     rows = [r for r in rows if float(r.get("pixels", 0) or 0) > 0]
     rows.sort(key=lambda r: -float(r["km2"]))
-    return rows, masked
+    return rows, masked, warning
 
 
 class AreaTable(QWidget):
@@ -66,6 +68,11 @@ class AreaTable(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         outer.addWidget(self.title)
+        self.warning = QLabel()  # why the areas are not real areas (no georeferencing, no CRS)
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #8a5a00;")
+        self.warning.hide()
+        outer.addWidget(self.warning)
         self.table = QTableWidget(0, 4)
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
@@ -101,7 +108,7 @@ class AreaTable(QWidget):
         # a long path wraps instead of widening the panel
         self.path_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         outer.addWidget(self.path_label)
-        self.show_rows(([], None), "", "")
+        self.show_rows(([], None, ""), "", "")
 
     @property
     def unit(self) -> str:
@@ -121,9 +128,12 @@ class AreaTable(QWidget):
         self.show_rows(read_rows(json_path, csv_path), csv_path, layer.name())
         return True
 
-    def show_rows(self, table: tuple[list[dict], float | None], csv_path: str, layer_name: str) -> None:
-        """``table``: what read_rows returns (the class rows, the masked km²)."""
-        (self.rows, self.masked_km2), self.csv_path, self.layer_name = table, csv_path or "", layer_name
+    def show_rows(self, table: tuple[list[dict], float | None, str], csv_path: str, layer_name: str) -> None:
+        """``table``: what read_rows returns (the class rows, the masked km², the area warning)."""
+        self.rows, self.masked_km2, warning = table
+        self.csv_path, self.layer_name = csv_path or "", layer_name
+        self.warning.setText(f"Not real areas: {warning}" if warning else "")
+        self.warning.setVisible(bool(warning))
         self.title.setText(f"Areas of {layer_name}" if layer_name else "Areas (after a run)")
         self.path_label.setText(f"Area table file: {self.csv_path}" if self.csv_path else "")
         self.copy_button.setEnabled(bool(self.rows))

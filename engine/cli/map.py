@@ -66,6 +66,8 @@ def cmd_map(args, progress) -> int:
                         ("areas (JSON)", res.areas_json), ("quicklook", res.quicklook)]:
         if path:
             print(f"  {label}: {path}")
+    if res.area_warning:
+        print(f"warning: areas: {res.area_warning}", file=sys.stderr)
     top = sorted(res.areas, key=lambda r: -r["km2"])[:5]
     print("  largest classes: " + ", ".join(f"{r['name']} {r['percent']:.1f} %" for r in top if r["pixels"]))
     return EXIT_OK

@@ -65,6 +65,8 @@ class MapResult:
     adaptation: dict | None = None
     # the masks used (names and rules), what was found, and the masked pixels, km² and share of the grid
     mask: dict | None = None
+    # why the areas are not real areas (no georeferencing, no CRS), or None
+    area_warning: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..inference.tiling import choose_window
 from ..io import sensors
 from ..io.atomic import AtomicFiles
 from ..io.normalize import resolve_stats
-from ..products.areas import AreaCounter, write_area_tables
+from ..products.areas import AreaCounter, area_warning, write_area_tables
 from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
 from .request import MapRequest, MapResult, Outputs, plan_outputs
@@ -72,7 +72,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             device=backend.device, device_reason=backend.reason, areas=rows,
             width=inp.width, height=inp.height, seconds=time.monotonic() - t0,
             adaptation=card.provenance.get("quick_adaptation") if req.adapt else None,
-            mask=mask or None,
+            mask=mask or None, area_warning=area_warning(inp.geotransform, inp.projection),
         )
 
 
@@ -159,7 +159,7 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
         files.write_text(outputs.qml, classes.qml())
         if outputs.areas:
             write_area_tables(rows, outputs.areas, str(outputs.classes), files,
-                              masked=mask if mask["used"] else None)
+                              masked=mask if mask["used"] else None, warning=counter.pixel_area.warning)
         if outputs.quicklook:
             quicklook_png(class_tmp, files.temp_for(outputs.quicklook))
         prog.check()

@@ -32,10 +32,28 @@ def _authalic_f(phi: np.ndarray, e: float) -> np.ndarray:
     return s / (2 * (1 - e * e * s * s)) + np.log((1 + e * s) / (1 - e * s)) / (4 * e)
 
 
+NO_GEOTRANSFORM = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # what GDAL reports for a raster without georeferencing
+
+
+def area_warning(geotransform, projection: str) -> str | None:
+    """Why a raster's areas are not real areas (no georeferencing, no CRS), or None when they are."""
+    if geotransform is None or tuple(geotransform) == NO_GEOTRANSFORM:
+        return ("the raster has no georeferencing, so its areas count each pixel as 1 m × 1 m and are not "
+                "real areas; georeference it (or map a georeferenced raster) for areas in hectares")
+    if srs(projection) is None:
+        return (f"the raster has no coordinate reference system, so its areas take its pixel size "
+                f"({abs(geotransform[1]):g} × {abs(geotransform[5]):g}) as metres, which may be wrong; "
+                "assign its CRS for true areas")
+    return None
+
+
 class PixelArea:
-    """Area in m² of the pixels of a row, for a raster's geotransform and CRS."""
+    """Area in m² of the pixels of a row, for a raster's geotransform and CRS (``warning``: why they are not
+    real areas, or None)."""
 
     def __init__(self, geotransform, projection: str) -> None:
+        self.warning = area_warning(geotransform, projection)
+        geotransform = NO_GEOTRANSFORM if geotransform is None else geotransform
         a, b, d, e = geotransform[1], geotransform[2], geotransform[4], geotransform[5]
         self.gt = geotransform
         ref = srs(projection)
@@ -126,7 +144,7 @@ def table_csv(rows: list[dict], masked: dict | None = None) -> str:
     return buf.getvalue()
 
 
-def table_json(rows: list[dict], source: str, masked: dict | None = None) -> str:
+def table_json(rows: list[dict], source: str, masked: dict | None = None, warning: str | None = None) -> str:
     total = {
         "pixels": sum(r["pixels"] for r in rows),
         "hectares": round(sum(r["hectares"] for r in rows), 4),
@@ -135,6 +153,8 @@ def table_json(rows: list[dict], source: str, masked: dict | None = None) -> str
     doc = {"map": source, "classes": rows, "total": total}
     if masked is not None:
         doc["masked"] = masked
+    if warning:
+        doc["area_warning"] = warning
     return json.dumps(doc, indent=2)
 
 
@@ -144,14 +164,15 @@ def json_beside(csv_path: str | os.PathLike) -> Path:
 
 
 def write_area_tables(rows: list[dict], csv_path: str | os.PathLike, source: str,
-                      files: AtomicFiles | None = None, masked: dict | None = None) -> Path:
+                      files: AtomicFiles | None = None, masked: dict | None = None,
+                      warning: str | None = None) -> Path:
     """Write the area table as CSV and, beside it, as JSON; returns the JSON's path.
 
     With ``files`` the two join that set of outputs (committed by its owner), else they are committed now."""
     json_path = json_beside(csv_path)
     with (AtomicFiles() if files is None else nullcontext(files)) as own:
         own.write_text(csv_path, table_csv(rows, masked))
-        own.write_text(json_path, table_json(rows, source, masked))
+        own.write_text(json_path, table_json(rows, source, masked, warning))
     return json_path
 
 

@@ -86,3 +86,25 @@ def test_map_warns_on_stderr_when_the_sensor_looks_wrong(tmp_path, shared_data):
                                    "'Sentinel-2 L1C/L2A")
     right = cli("map", tmp_path / "naip.tif", "--sensor", "rgbn", "--model", model, "-o", tmp_path / "r.tif")
     assert right.returncode == 0 and "warning" not in right.stderr
+
+
+def test_areas_without_georeferencing_or_crs_are_flagged(tmp_path):
+    """Areas of a raster without a geotransform (1 m pixels assumed) or without a CRS say so: a warning on
+    stderr and ``area_warning`` in the area JSON; a georeferenced raster's areas carry none."""
+    model = tiny_checkpoint(tmp_path / "tiny.fbpmodel")
+    img = random_scene(40, 50, dtype="uint16")
+    cases = {"nogeo": ((0.0, 1.0, 0.0, 0.0, 0.0, 1.0), 32650, "has no georeferencing"),
+             "nocrs": ((500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0), None, "(4 × 4) as metres"),
+             "ok": ((500000.0, 4.0, 0.0, 4000000.0, 0.0, -4.0), 32650, None)}
+    for name, (gt, epsg, words) in cases.items():
+        src = write_raster(tmp_path / f"{name}.tif", img, geotransform=gt, epsg=epsg)
+        run = cli("map", src, "--sensor", "gaofen2", "--model", model, "-o", tmp_path / f"{name}_m.tif",
+                  "--areas", tmp_path / f"{name}.csv")
+        assert run.returncode == 0, run.stderr
+        doc = json.loads((tmp_path / f"{name}.json").read_text())
+        if words is None:
+            assert "warning: areas" not in run.stderr and "area_warning" not in doc
+            assert doc["total"]["km2"] == round(40 * 50 * 16 / 1e6, 6)
+        else:
+            assert "warning: areas: the raster has no " in run.stderr and words in run.stderr, run.stderr
+            assert words in doc["area_warning"]

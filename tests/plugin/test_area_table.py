@@ -19,10 +19,11 @@ def test_masked_km2_is_a_row_of_its_own_outside_the_total(kind, tmp_path):
     csv_path, json_path = tmp_path / "a.csv", tmp_path / "a.json"
     csv_path.write_text(table_csv(ROWS, MASKED))
     json_path.write_text(table_json(ROWS, "map.tif", MASKED))
-    rows, masked = read_rows(str(json_path) if kind == "json" else None, str(csv_path))
-    assert [int(r["index"]) for r in rows] == [2, 1] and masked == pytest.approx(0.08)
+    rows, masked, warning = read_rows(str(json_path) if kind == "json" else None, str(csv_path))
+    assert [int(r["index"]) for r in rows] == [2, 1] and masked == pytest.approx(0.08) and warning == ""
     table = AreaTable()
-    table.show_rows((rows, masked), str(csv_path), "map")
+    table.show_rows((rows, masked, warning), str(csv_path), "map")
+    assert table.warning.isHidden()
     for unit, total, masked_text in (("km2", "0.4800", "0.0800"), ("ha", "48.00", "8.00")):
         table.set_unit(unit)
         lines = table.lines()
@@ -35,8 +36,18 @@ def test_masked_km2_is_a_row_of_its_own_outside_the_total(kind, tmp_path):
 def test_no_mask_no_masked_row(tmp_path):
     csv_path = tmp_path / "a.csv"
     csv_path.write_text(table_csv(ROWS))
-    rows, masked = read_rows(None, str(csv_path))
+    rows, masked, warning = read_rows(None, str(csv_path))
     assert masked is None and len(rows) == 2
     table = AreaTable()
-    table.show_rows((rows, masked), str(csv_path), "map")
+    table.show_rows((rows, masked, warning), str(csv_path), "map")
     assert table.lines()[-1][1] == "Total" and table.table.rowCount() == 3
+
+
+def test_areas_without_georeferencing_are_flagged(tmp_path):
+    json_path = tmp_path / "a.json"
+    json_path.write_text(table_json(ROWS, "map.tif", None, "the raster has no georeferencing, so …"))
+    rows, masked, warning = read_rows(str(json_path), None)
+    table = AreaTable()
+    table.show_rows((rows, masked, warning), "", "map")
+    assert not table.warning.isHidden()
+    assert table.warning.text() == "Not real areas: the raster has no georeferencing, so …"
