@@ -92,13 +92,26 @@ def _key(value) -> str:
     return str(value).strip()
 
 
+# reference mappings by name: the reference holds FBP classes / the collapsed legend's codes
+MAPPING_WORDS = ("fbp", "collapsed")
+
+
 def load_reference_mapping(mapping: str | os.PathLike | dict, legend: _Legend) -> dict[str, int]:
     """{reference value as text: value in the scoring legend} from a JSON file or a dict.
 
     The JSON is ``{"<reference value>": <FBP class or coarse target>, ...}`` or
     ``{"to": "fbp" | "collapsed", "mapping": {...}}``; values are indices or class names (null = excluded).
     Without ``to``, values are FBP classes, or the collapsed legend's classes when a collapse is used.
+    The words ``fbp`` and ``collapsed`` (MAPPING_WORDS) say the reference already holds FBP classes 1..24, or
+    the codes of the collapse's legend.
     """
+    if isinstance(mapping, str) and mapping in MAPPING_WORDS and not Path(mapping).exists():
+        if mapping == "fbp":
+            mapping = {"to": "fbp", "mapping": {str(i): i for i in range(1, classes.NUM_CLASSES + 1)}}
+        elif legend.collapse is None:
+            raise FbpError("The reference mapping 'collapsed' needs a coarse legend: give --collapse too.")
+        else:
+            mapping = {"to": "collapsed", "mapping": {str(i): i for i in range(1, legend.k + 1)}}
     if isinstance(mapping, dict):
         data, where = mapping, "the reference mapping"
     else:
@@ -134,6 +147,7 @@ class _Remapper:
                  nodata: float | None = None, codes: list | None = None) -> None:
         self.legend, self.mapping, self.source = legend, mapping, source
         self.nodata, self.codes = nodata, codes
+        self.seen: set[int] = set()  # the FBP class values read without a mapping (legend detection)
 
     def value(self, raw) -> int:
         if self.codes is not None:  # rasterised vector: 0 = no feature, code i = attribute value codes[i-1]
@@ -156,6 +170,8 @@ class _Remapper:
                 f"The reference {self.source} holds the value {raw!r}, which is not an FBP class 0..24; "
                 "give a reference mapping JSON (reference value -> FBP class or coarse class)."
             )
+        if v > 0:
+            self.seen.add(int(v))
         return int(self.legend.map_lut[int(v)])
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
@@ -165,6 +181,24 @@ class _Remapper:
 
 
 # ---------------------------------------------------------------------------------------------- grids
+
+
+def _check_reference_was_usable(cm: ConfusionMatrix, remap: _Remapper, legend: _Legend, map_path: str,
+                                reference: str) -> None:
+    """FbpError when no map pixel got a reference label (no overlap, an empty layer), or when, under a
+    collapse and without a mapping, every reference value is a code of the collapsed legend (1..k): such a
+    reference is most likely in that legend already, and reading it as FBP classes scores nonsense."""
+    if not cm.matrix[1:].sum():
+        raise FbpError(f"No pixel of the map {map_path} has a reference label: the reference {reference} "
+                       "does not overlap the map, or it is empty (no features, or only no-data and unmapped "
+                       "values); check that both cover the same place and that the reference has labels.")
+    if remap.mapping is None and legend.collapse is not None and remap.seen and max(remap.seen) <= legend.k:
+        values = ", ".join(map(str, sorted(remap.seen)))
+        raise FbpError(
+            f"The reference {reference} holds only the values {values}, which look like codes of the "
+            f"'{legend.name}' legend (1..{legend.k}) rather than FBP classes (1..24); give --mapping "
+            f"collapsed if it is in the '{legend.name}' legend, --mapping fbp if these really are FBP "
+            "classes, or a mapping JSON file.")
 
 
 def _map_grid(map_ds: gdal.Dataset, map_path: str, reference: str) -> tuple[tuple, str]:
@@ -290,6 +324,7 @@ def evaluate(map_path: str, reference: str, *, reference_mapping: str | dict | N
                            "evaluate a class map written by this plugin (or one with FBP class values).")
         cm.add(legend.map_lut[raw_map], ref.strip(y, n))
         prog((y + n) / h, "Comparing the map with the reference")
+    _check_reference_was_usable(cm, ref.remap, legend, map_path, reference)
     result = cm.scores()
     result.update(map=map_path, reference=reference, reference_kind=ref.kind, legend=legend.name,
                   regridded=ref.regridded)

@@ -105,12 +105,13 @@ def cmd_adapt(args, progress) -> int:
 
 
 def cmd_evaluate(args, progress) -> int:
-    from ..assessment.evaluate import evaluate
+    from ..assessment.evaluate import MAPPING_WORDS, evaluate
 
     prefix = Path(args.output)
     check_outputs([(f"{ext.upper()} report", prefix.with_name(prefix.name + "." + ext), None)
                    for ext in ("json", "csv", "md")],
-                  [("map", args.map), ("reference", args.reference), ("reference mapping", args.mapping)],
+                  [("map", args.map), ("reference", args.reference),
+                   ("reference mapping", None if args.mapping in MAPPING_WORDS else args.mapping)],
                   args.overwrite, make_folder=True)
     result = evaluate(args.map, args.reference, reference_mapping=args.mapping, collapse=args.collapse,
                       out_prefix=str(prefix), reference_field=args.field, reference_layer=args.layer,
@@ -198,7 +199,9 @@ def add_commands(sub) -> None:
     e.add_argument("map", help="class GeoTIFF written by fbp-landcover map")
     e.add_argument("reference", help="reference raster, or points/polygons with a class field")
     e.add_argument("-o", "--output", required=True, metavar="PREFIX", help="writes PREFIX.json, .csv and .md")
-    e.add_argument("--mapping", help="JSON file mapping reference values to FBP (or legend) classes")
+    e.add_argument("--mapping", help="JSON file mapping reference values to FBP (or legend) classes; or "
+                                     "'fbp' (the reference holds FBP classes 1..24) or 'collapsed' (it holds "
+                                     "the --collapse legend's codes)")
     e.add_argument("--collapse", help="score in a coarser legend: gid5, coarse, or a legend JSON file")
     e.add_argument("--field", help="attribute holding the class of a vector reference")
     e.add_argument("--layer", help="layer of a vector reference with several (default: the first)")

@@ -262,3 +262,37 @@ def test_a_named_layer_of_a_multi_layer_reference(pair):
     assert r["pixels"] == 1 and r["overall_accuracy"] == 1.0
     with pytest.raises(FbpError, match="has no layer 'nope'; its layers are first, points"):
         evaluate(tmp / "map.tif", path, reference_layer="nope")
+
+
+def test_a_reference_that_labels_nothing_is_refused(pair):
+    """No overlap, or an empty polygon layer: a sentence, not a 0-pixel report; no report is written."""
+    tmp, ref, _ = pair
+    write_raster(tmp / "far.tif", ref, geotransform=(GT[0] + 100_000, *GT[1:]))
+    with pytest.raises(FbpError, match="No pixel of the map .* has a reference label: the reference .*far"):
+        evaluate(tmp / "map.tif", tmp / "far.tif", out_prefix=str(tmp / "far_report"))
+    _vector(tmp / "empty.gpkg", [], ogr.OFTInteger)
+    with pytest.raises(FbpError, match="does not overlap the map, or it is empty"):
+        evaluate(tmp / "map.tif", tmp / "empty.gpkg", reference_field="lc", out_prefix=str(tmp / "empty_rep"))
+    assert not list(tmp.glob("far_report*")) and not list(tmp.glob("empty_rep*"))
+
+
+def test_a_reference_in_the_collapsed_legend_is_recognised(pair):
+    """Coarse codes 1..6 read as FBP classes would score nonsense: refused with the way out; 'collapsed'
+    reads them as the legend's codes and 'fbp' as FBP classes."""
+    from fbp_landcover.engine.classes import load_collapse
+
+    tmp, ref, pred = pair
+    lut = np.array(load_collapse("coarse").lookup_table())
+    coarse = lut[ref].astype(np.uint8)  # the reference made in the coarse legend (0 stays 0)
+    assert coarse.max() <= max(load_collapse("coarse").targets)
+    write_raster(tmp / "coarse.tif", coarse, geotransform=GT)
+    with pytest.raises(FbpError, match=r"holds only the values 1, 2, .* 'coarse' legend .*mapping collapsed"):
+        evaluate(tmp / "map.tif", tmp / "coarse.tif", collapse="coarse")
+    r = evaluate(tmp / "map.tif", tmp / "coarse.tif", collapse="coarse", reference_mapping="collapsed")
+    assert np.array_equal(r["confusion_matrix"], _pairs(coarse, lut[pred], r["num_classes"]))
+    as_fbp = evaluate(tmp / "map.tif", tmp / "coarse.tif", collapse="coarse", reference_mapping="fbp")
+    assert np.array_equal(as_fbp["confusion_matrix"], _pairs(lut[coarse], lut[pred], r["num_classes"]))
+    with pytest.raises(FbpError, match="'collapsed' needs a coarse legend"):
+        evaluate(tmp / "map.tif", tmp / "coarse.tif", reference_mapping="collapsed")
+    # a reference with FBP classes above the legend's codes is read as FBP classes, as before
+    assert evaluate(tmp / "map.tif", tmp / "ref.tif", collapse="coarse")["pixels"] > 0
