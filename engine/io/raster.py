@@ -161,6 +161,7 @@ class ModelInput:
                         f"{p} has {ds.RasterCount} bands but band files must have one band each; "
                         "give one raster with all bands instead."
                     )
+            self.notes += _check_band_files(paths, meta_sources)
             vrt = f"/vsimem/fbp_{uuid.uuid4().hex}.vrt"
             self._vsimem.append(vrt)
             gdal.BuildVRT(vrt, paths, separate=True, resolution="highest")
@@ -547,6 +548,50 @@ class ModelInput:
     def __repr__(self) -> str:
         name = Path(self.path).name
         return f"ModelInput({name!r}, {self.profile.label}, {self.width}x{self.height}, {self.gsd:g} m)"
+
+
+def _check_band_files(paths: list[str], datasets: list[gdal.Dataset]) -> list[str]:
+    """Band files must lie in one CRS and cover one extent (within a pixel); different pixel sizes over the
+    same extent are stacked at the finest (a note says so). FbpError naming the file that differs."""
+    grids = [RasterGrid.of(ds) for ds in datasets]
+    first, ref = paths[0], grids[0]
+    ref_srs = srs(ref.projection)
+    notes = []
+    for path, grid in zip(paths[1:], grids[1:], strict=True):
+        other = srs(grid.projection)
+        if (ref_srs is None) != (other is None) or (ref_srs is not None and not ref_srs.IsSame(other)):
+            names = [s.GetName() if s is not None else "no CRS" for s in (ref_srs, other)]
+            raise FbpError(f"The band files are in different coordinate systems: {first} in {names[0]}, "
+                           f"{path} in {names[1]}; give the four bands of one product (one tile), or warp "
+                           "them to one CRS first (gdalwarp -t_srs).")
+        if (ref.geotransform is None) != (grid.geotransform is None):
+            missing = path if grid.geotransform is None else first
+            raise FbpError(f"{missing} has no georeferencing and the other band files have; give the four "
+                           "bands of one product.")
+        if ref.geotransform is None:
+            if (grid.width, grid.height) != (ref.width, ref.height):
+                raise FbpError(f"The band files {first} and {path} differ in size and have no "
+                               "georeferencing; give the four bands of one product.")
+            continue
+        a, b = _bounds(ref), _bounds(grid)
+        pixel = max(abs(ref.geotransform[1]), abs(grid.geotransform[1]))
+        if max(abs(u - v) for u, v in zip(a, b, strict=True)) > pixel:
+            raise FbpError(
+                f"The band files cover different areas: {first} spans x {a[0]:.0f}..{a[2]:.0f}, "
+                f"y {a[1]:.0f}..{a[3]:.0f} and {path} spans x {b[0]:.0f}..{b[2]:.0f}, "
+                f"y {b[1]:.0f}..{b[3]:.0f}; give the four bands of one tile and date, or crop them alike "
+                "(gdal_translate -projwin).")
+        if abs(abs(grid.geotransform[1]) - abs(ref.geotransform[1])) > 1e-9 * pixel:
+            notes.append(f"the band files have different pixel sizes ({abs(ref.geotransform[1]):g} and "
+                         f"{abs(grid.geotransform[1]):g}); they are stacked at the finest")
+    return notes
+
+
+def _bounds(grid: RasterGrid) -> tuple[float, float, float, float]:
+    gt = grid.geotransform
+    xs = (gt[0], gt[0] + gt[1] * grid.width)
+    ys = (gt[3], gt[3] + gt[5] * grid.height)
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def open_input(

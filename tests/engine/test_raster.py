@@ -150,6 +150,32 @@ def test_sentinel2_separate_band_files(tmp_path):
     np.testing.assert_array_equal(x[:, 1, 2], np.float32([0.4, 0.03, 0.02, 0.01]))
 
 
+def test_sentinel2_band_files_must_share_crs_and_extent(tmp_path):
+    """Band files from different tiles, crops or CRSs are refused naming the file; different pixel sizes
+    over one extent are stacked at the finest with a note."""
+    gt = (400000.0, 10.0, 0.0, 5000000.0, 0.0, -10.0)
+
+    def files(b08_gt=gt, b08_epsg=32633, b08_shape=(30, 40)):
+        out = []
+        for b in ("02", "03", "04", "08"):
+            shape, g, e = (b08_shape, b08_gt, b08_epsg) if b == "08" else ((30, 40), gt, 32633)
+            out.append(str(write_raster(tmp_path / f"T33TVM_B{b}_10m.tif", np.full(shape, 100, np.uint16),
+                                        geotransform=g, epsg=e)))
+        return out
+
+    shifted = (400000.0 + 200.0, *gt[1:])  # 20 pixels east
+    with pytest.raises(FbpError, match=r"cover different areas: .*B02_10m.tif spans x 400000..400400.*"
+                                       r"B08_10m.tif spans x 400200..400600"):
+        open_input(files(b08_gt=shifted), PROFILES["sentinel2"])
+    with pytest.raises(FbpError, match=r"different coordinate systems: .*UTM zone 33N.*B08_10m.tif in "
+                                       r"WGS 84 / UTM zone 34N"):
+        open_input(files(b08_epsg=32634), PROFILES["sentinel2"])
+    coarse = (400000.0, 20.0, 0.0, 5000000.0, 0.0, -20.0)  # B08 at 20 m over the same 400 x 300 m
+    with open_input(files(b08_gt=coarse, b08_shape=(15, 20)), PROFILES["sentinel2"]) as inp:
+        assert (inp.width, inp.height) == (40, 30)
+        assert any("different pixel sizes (10 and 20)" in n for n in inp.notes)
+
+
 def test_fbp8bit_cmyk_read_raw(tmp_path):
     data = np.stack([np.full((3, 5), v, np.uint8) for v in (180, 60, 90, 120)])  # NIR, R, G, B
     data[3, 0, 0] = 7
