@@ -518,16 +518,33 @@ class LandCoverDock(QDockWidget):
         return f"custom:{self.custom_mapping.text().strip()}" if sensor == "custom" else sensor
 
     def check_plausibility(self, layer) -> list[str]:
-        """The engine's plausibility warnings for this layer and sensor, shown in the panel."""
+        """The engine's plausibility warnings for this layer and sensor, and the estimate of a large run,
+        shown in the panel."""
         from ..engine.io import plausibility
         from .alg_base import layer_path
 
         self.warnings = plausibility.check(layer_path(layer), self.sensor_spec())
-        if self.warnings:
-            self.warning_label.setText("Check the sensor: " + " ".join(self.warnings)
-                                       + " Press 'Map anyway' to map with this sensor all the same.")
-        self.warning_label.setVisible(bool(self.warnings))
+        texts = ["Check the sensor: " + " ".join(self.warnings)] if self.warnings else []
+        large = self.size_warning(layer)
+        if large:
+            self.warnings.append(large)
+            texts.append(f"A long run: {large}")
+        if texts:
+            self.warning_label.setText(" ".join(texts) + " Press 'Map anyway' to start all the same.")
+        self.warning_label.setVisible(bool(texts))
         return self.warnings
+
+    def size_warning(self, layer) -> str | None:
+        """The engine's estimate of a large run (the whole layer's working grid; the current map view is
+        not checked), at the rate of this panel's last plain run when there was one."""
+        if self.extent_combo.currentData() == "canvas":
+            return None
+        from ..engine.mapping.estimate import planned_size, size_warning
+        from .alg_base import layer_path
+
+        size = planned_size(layer_path(layer), self.sensor_spec())
+        rate = dock_settings.load("rate_mpx_s", 0.0)
+        return size_warning(*size, rate, "your last run's rate") if size else None
 
     def start(self, force: bool = False) -> bool:
         """Start the mapping task; False (with the reason shown) when it cannot start or a plausibility
@@ -629,6 +646,7 @@ class LandCoverDock(QDockWidget):
             return
         self.progress_bar.setValue(100)
         self.stage_label.setText(f"Done in {elapsed:.1f} s.")
+        self._remember_rate(results, elapsed)
         self.eta_label.setText("")
         self.summary = run_summary.summary(results, self.model_name, elapsed)
         self.summary_label.setText(self.summary)
@@ -637,6 +655,20 @@ class LandCoverDock(QDockWidget):
             self.area_table.show_layer(self.result_layers[0])
         self.push_message(f"Mapped {self.input_name}: {self.summary}", Qgis.Success)
         self.finished.emit(True)
+
+    def _remember_rate(self, results: dict, elapsed: float) -> None:
+        """Megapixels per second of a plain run of at least 1 Mpx: what the next large run's estimate uses."""
+        from osgeo import gdal
+
+        if results.get("ADAPTATION") or elapsed <= 0:
+            return
+        try:
+            ds = gdal.Open(results.get("OUTPUT") or "")
+            mpx = ds.RasterXSize * ds.RasterYSize / 1e6
+        except (RuntimeError, AttributeError):
+            return
+        if mpx >= 1.0:
+            dock_settings.save("rate_mpx_s", round(mpx / elapsed, 3))
 
     def _add_layers(self, results: dict) -> list[QgsRasterLayer]:
         """The run's layers, named for what they are, at the top of the input's group (newest first)."""

@@ -8,7 +8,8 @@ import hashlib
 from qgis.core import QgsSettings
 
 PREFIX = "fbp_landcover/dock/"
-GLOBAL_KEYS = ("adapt", "adapt_iterations", "extent", "output", "confidence", "backend", "area_unit", "mask")
+GLOBAL_KEYS = ("adapt", "adapt_iterations", "extent", "output", "confidence", "backend", "area_unit", "mask",
+               "rate_mpx_s")
 
 
 def _source_key(source: str) -> str:
@@ -41,9 +42,9 @@ def load(key: str, default):
     value = QgsSettings().value(PREFIX + key, default)
     if isinstance(default, bool):
         return value in (True, "true", "True", "1", 1)
-    if isinstance(default, int):
+    if isinstance(default, (int, float)):
         try:
-            return int(value)
+            return type(default)(value)
         except (TypeError, ValueError):
             return default
     return str(value) if value is not None else default

@@ -51,6 +51,13 @@ def cmd_map(args, progress) -> int:
 
     for warning in check(req.image, req.sensor):
         print(f"warning: check the sensor: {warning}", file=sys.stderr)
+    from ..mapping.estimate import planned_size, size_warning
+
+    size = planned_size(req.image, req.sensor, working_gsd=req.working_gsd, extent=req.extent,
+                        rpc_height=req.rpc_height, rpc_dem=req.rpc_dem)
+    large = size_warning(*size) if size else None
+    if large:
+        print(f"note: {large} Ctrl-C cancels and leaves nothing behind.", file=sys.stderr)
     res = map_landcover(req, progress)
     progress.close()
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")

@@ -160,3 +160,27 @@ def test_choices_survive_a_plugin_unload_and_load(qgis_iface, qgis_new_project, 
         assert dock.sensor_combo.currentData() == "auto"
     finally:
         plugin.unload()
+
+
+def test_a_huge_raster_asks_first_with_an_estimate(dock, naip_crop, tmp_path):
+    """A VRT claiming 200000 × 200000 pixels: the first click shows the size and the time it would take
+    (the nominal rate, then the last plain run's) and starts nothing; the button reads "Map anyway"."""
+    from osgeo import gdal
+
+    from fbp_landcover.plugin import dock_settings
+
+    big = tmp_path / "big.vrt"
+    src = gdal.Open(str(naip_crop))
+    x0, px, _, y0, _, py = src.GetGeoTransform()
+    gdal.BuildVRT(str(big), [str(naip_crop)], outputBounds=(x0, y0 + py * 200_000, x0 + px * 200_000, y0))
+    choose_layer(dock, big, "big", sensor="rgbn")
+    assert dock.start() is False and dock.task is None
+    text = dock.warning_label.text()
+    assert ("A long run: the raster to map is 200000 × 200000 pixels (40,000 Mpx): at 2.0 Mpx/s (a nominal "
+            "CPU rate; the progress bar's estimate follows the real one) that takes about 5.6 h") in text
+    assert dock.run_button.text() == "Map anyway"
+    dock_settings.save("rate_mpx_s", 4.0)
+    assert "at 4.0 Mpx/s (your last run's rate) that takes about 2.8 h" in dock.size_warning(
+        dock.layer_combo.currentLayer())
+    choose_layer(dock, naip_crop, "naip", sensor="rgbn")
+    assert dock.size_warning(dock.layer_combo.currentLayer()) is None
