@@ -63,6 +63,7 @@ def cmd_map(args, progress) -> int:
     print(f"Land-cover map: {res.output} ({res.width}x{res.height} px, {res.seconds:.1f} s)")
     print(f"  sensor {res.sensor}: {res.sensor_reason}")
     print(f"  model run by {res.backend} on {res.device} ({res.device_reason})")
+    print(f"  normalisation statistics: {res.stats.source}")
     if res.mask:
         print(f"  {describe_mask(res.mask)}")
     if res.adaptation:

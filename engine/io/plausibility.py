@@ -34,6 +34,9 @@ def check(image, sensor: str | SensorProfile | None = "auto") -> list[str]:
     high = np.percentile(values, 99, axis=1)
     means = values.mean(axis=1)
     name = profile.title
+    reflectance_like = _reflectance_warning(inp, profile, values)
+    if reflectance_like:
+        return warnings + [reflectance_like]  # the band-mean sentences would only repeat it
     for role, p99, mean in zip(NIR_R_G_B, high, means, strict=True):
         if p99 > HIGH_VALUE:
             warnings.append(f"{role} values reach {p99:.2f} after the '{name}' scaling (reflectance-like "
@@ -44,6 +47,21 @@ def check(image, sensor: str | SensorProfile | None = "auto") -> list[str]:
                             f"the 0.02-0.6 a land surface gives: the data are probably not this sensor's; "
                             "choose another sensor or give the scale.")
     return warnings
+
+
+def _reflectance_warning(inp, profile: SensorProfile, values: np.ndarray) -> str | None:
+    """16-bit data under a profile of unknown bit depth (DN / 65535) whose values all stay within
+    1100..10000 (above 10-bit DN): reflectance x 10000 (PlanetScope, Sentinel-2) or 12-bit DN, read far
+    too dark."""
+    if inp.dtype != "uint16" or profile.scale is not None or profile.reflectance or profile.bit_depth:
+        return None
+    top = float(values.max()) * inp.scale + inp.offset
+    if inp.scale != 65535.0 or not 1100 <= top <= 10000:
+        return None
+    return (f"The values stay below 10000 (the largest seen is {top:.0f}), which the '{profile.title}' "
+            f"sensor reads as 16-bit DN / 65535, at most {top / 65535:.2f}: far too dark. They look like "
+            "surface reflectance x 10000 (choose the planetscope or sentinel2 sensor, or a custom band "
+            "mapping with scale=10000) or 12-bit DN (scale=4095).")
 
 
 def _dtype_warnings(dtype: str, profile: SensorProfile) -> list[str]:

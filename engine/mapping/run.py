@@ -15,7 +15,7 @@ from ..inference.predict import STITCH_MODES, PredictSettings, predict
 from ..inference.tiling import choose_window
 from ..io import sensors
 from ..io.atomic import AtomicFiles
-from ..io.normalize import resolve_stats
+from ..io.normalize import FBP_SOURCE_STATS, Stats, resolve_stats
 from ..products.areas import AreaCounter, area_warning, write_area_tables
 from ..products.writers import class_writer, confidence_writer, quicklook_png
 from ..progress import CancelFn, Progress, ProgressFn
@@ -47,7 +47,7 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
     with open_input(req.image, profile, working_gsd=req.working_gsd, mask=req.mask, extent=req.extent,
                     rpc_height=req.rpc_height, rpc_dem=req.rpc_dem) as inp:
         prog.stage(0.02, 0.05)(0.0, "Computing normalisation statistics")
-        stats = resolve_stats(req.stats, inp, card.stats)
+        stats = resolve_stats(req.stats, inp, checkpoint_stats(req.stats, card))
         if req.adapt:
             from ..training.adapt import quick_adapt_for_mapping
 
@@ -74,6 +74,21 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             adaptation=card.provenance.get("quick_adaptation") if req.adapt else None,
             mask=mask or None, area_warning=area_warning(inp.geotransform, inp.projection),
         )
+
+
+def checkpoint_stats(policy, card) -> Stats | None:
+    """The model's own statistics for ``--stats checkpoint``: the card's, else the FBP source statistics
+    said as a fallback; FbpError for a model trained on per-scene statistics (it has none to give, and the
+    FBP ones would misread the image)."""
+    if policy != "checkpoint" or card.stats is not None:
+        return card.stats
+    trained = (card.provenance or {}).get("normalisation")
+    if trained == "scene":
+        raise FbpError(f"The model {card.name or 'given'} was trained with per-scene statistics and carries "
+                       "none of its own, so --stats checkpoint has nothing to use; map with --stats scene "
+                       "(the default, as it was trained), or give 'fbp', a city name or 8 numbers.")
+    return Stats(FBP_SOURCE_STATS.mean, FBP_SOURCE_STATS.std,
+                 "fbp (the model carries no statistics of its own: the FBP source statistics are used)")
 
 
 def _backend_name(req: MapRequest, pixels: int) -> str:

@@ -183,3 +183,20 @@ def test_a_closed_pipe_on_stdout_is_a_quiet_exit(tmp_path, scene):
                          capture_output=True, text=True)
     assert len(run.stdout) == 20
     assert "internal error" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+
+
+def test_stats_checkpoint_never_falls_back_silently(tmp_path, scene):
+    """--stats checkpoint with a model trained on per-scene statistics is refused (the FBP ones would misread
+    the image: OA 8 % before); with a model that carries none and says nothing, the fallback is said."""
+    scene_model = tiny_checkpoint(tmp_path / "scene.fbpmodel",
+                                  provenance={"trained_on": "test", "normalisation": "scene"})
+    refused(tmp_path, scene, *MAP, scene, "--model", scene_model, "-o", tmp_path / "m.tif", "--stats",
+            "checkpoint", sentence="was trained with per-scene statistics and carries none of its own, so "
+                                   "--stats checkpoint has nothing to use; map with --stats scene")
+    plain = tiny_checkpoint(tmp_path / "plain.fbpmodel")
+    run = cli(*MAP, scene, "--model", plain, "-o", tmp_path / "p.tif", "--stats", "checkpoint")
+    assert run.returncode == 0, run.stderr
+    assert ("normalisation statistics: fbp (the model carries no statistics of its own: the FBP source "
+            "statistics are used)") in run.stdout
+    assert "normalisation statistics: scene (" in cli(*MAP, scene, "--model", plain, "-o",
+                                                      tmp_path / "q.tif").stdout

@@ -36,3 +36,21 @@ def test_8bit_data_read_as_16bit_has_band_means_far_too_low(tmp_path):
 def test_an_unusable_sensor_is_left_to_the_run(tmp_path):
     path = write_raster(tmp_path / "two.tif", np.zeros((2, 8, 8), dtype=np.uint8))
     assert plausibility.check(str(path), "auto") == []
+
+
+def test_reflectance_x10000_under_a_generic_16bit_profile_is_named(tmp_path):
+    """bgrn on PlanetScope-like reflectance x 10000 reads DN / 65535: about 6.5 times too dark, said in one
+    sentence naming the sensors that fit; 10-bit DN (below 1100) and full 16-bit ranges are not flagged."""
+    rng = np.random.default_rng(0)
+    refl = write_raster(tmp_path / "refl.tif", rng.integers(200, 3001, (4, 64, 64)).astype(np.uint16))
+    warnings = plausibility.check(str(refl), "bgrn")
+    assert len(warnings) == 1
+    assert warnings[0].startswith("The values stay below 10000 (the largest seen is 3000), which the "
+                                  "'Generic 4-band B,G,R,NIR' sensor reads as 16-bit DN / 65535, at most "
+                                  "0.05")
+    assert "choose the planetscope or sentinel2 sensor" in warnings[0]
+    assert plausibility.check(str(refl), "planetscope") == []
+    full = write_raster(tmp_path / "full.tif", rng.integers(2000, 60000, (4, 64, 64)).astype(np.uint16))
+    assert plausibility.check(str(full), "bgrn") == []
+    tenbit = write_raster(tmp_path / "tenbit.tif", rng.integers(100, 1024, (4, 64, 64)).astype(np.uint16))
+    assert not any("stay below 10000" in w for w in plausibility.check(str(tenbit), "bgrn"))
