@@ -309,3 +309,35 @@ def test_inputs_and_output_folder_are_checked(model, tmp_path):
         map_many(job([folder], busy, model))
     assert (busy / "mine.txt").read_text() == "keep me"
     assert mf.is_reusable(None, "k") is False
+
+
+def test_fingerprint_samples_the_whole_file_not_only_its_head(tmp_path):
+    """An edit after the first MiB with size and mtime restored changes the fingerprint when it touches a
+    sampled block (the last MiB, or one of the 64 blocks between); an unsampled byte does not (documented)."""
+    import os
+
+    from fbp_landcover.engine.many import manifest as mf
+
+    path = tmp_path / "scene.tif"
+    data = bytearray(os.urandom(12 << 20))
+    path.write_bytes(bytes(data))
+    st = path.stat()
+    ranges = mf.sampled_ranges(len(data))
+    assert ranges[0] == (0, 1 << 20) and ranges[-1] == (len(data) - (1 << 20), 1 << 20) and len(ranges) == 66
+    assert sum(n for _, n in ranges) == (2 << 20) + 64 * (1 << 16)
+    before = mf.fingerprint(path)
+
+    def edit(offset: int) -> dict:
+        changed = bytearray(data)
+        changed[offset] ^= 0xFF
+        path.write_bytes(bytes(changed))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return mf.fingerprint(path)
+
+    assert edit(len(data) - 10) != before  # the last MiB (missed before: only the first MiB was hashed)
+    assert edit(ranges[30][0] + 5) != before  # a sampled block in the middle
+    gap = ranges[30][0] + ranges[30][1] + 10  # between two sampled blocks
+    assert edit(gap) == before
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 1000)
+    assert mf.sampled_ranges(1000) == [(0, 1000)]
