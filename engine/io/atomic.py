@@ -19,9 +19,12 @@ installer).
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
+import shutil
 import tempfile
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +34,7 @@ from ..errors import FbpError
 PARTIAL = ".partial"
 SIDECARS = (".aux.xml", ".ovr")
 FILE_MODE = 0o644  # mkstemp makes 0600; a finished output is an ordinary file
+FULL_BYTES = 1 << 20  # a write that failed with less than this free on its disk failed because it is full
 
 
 def partial_path(target: str | os.PathLike) -> Path:
@@ -156,8 +160,40 @@ class AtomicFiles:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        full = self.full_target() if isinstance(exc, (RuntimeError, OSError)) else None
+        self.discard()
+        if full is not None and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+            # GDAL reports a full disk in libtiff's words ("TIFFRewriteDirectory: Error fetching directory
+            # count"): said as what it is
+            _release_frames(exc)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(full)) from None
+
+    def full_target(self) -> Path | None:
+        """A target whose disk is full (under FULL_BYTES free) while the set is written, or None."""
+        for _tmp, target in self._pending:
+            try:
+                if shutil.disk_usage(target.parent).free < FULL_BYTES:
+                    return target
+            except OSError:
+                continue
+        return None
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Free what the failed call's finished frames hold (a GDAL dataset whose write failed) now and quietly:
+    kept alive by the traceback, its failing flush on deletion would print "Exception ignored" noise after
+    the sentence."""
+    from osgeo import gdal
+
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    gdal.DontUseExceptions()
+    try:
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+    finally:
+        gdal.UseExceptions()
+        gdal.PopErrorHandler()
 
 
 @contextmanager

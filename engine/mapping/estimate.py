@@ -48,5 +48,5 @@ def planned_size(image, sensor: str = "auto", *, working_gsd: float | None = Non
         with open_input(image, profile, working_gsd=working_gsd, extent=extent, mask="none",
                         rpc_height=rpc_height, rpc_dem=rpc_dem) as inp:
             return inp.width, inp.height
-    except FbpError:
+    except (FbpError, ValueError, RuntimeError, OSError):  # bad options, unreadable files: the run says why
         return None

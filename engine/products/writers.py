@@ -62,8 +62,19 @@ class RasterWriter:
         self.ds = None
 
     def close(self) -> None:
+        """Drop the dataset without raising: after a failed write (a full disk) GDAL's flush on close fails
+        again, and under exceptions that would surface as "Exception ignored" noise after the real error."""
         self.band = None
-        self.ds = None
+        ds, self.ds = self.ds, None
+        if ds is None:
+            return
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+        gdal.DontUseExceptions()
+        try:
+            del ds
+        finally:
+            gdal.UseExceptions()
+            gdal.PopErrorHandler()
 
 
 def class_writer(tmp: Path, width: int, height: int, geotransform, projection: str) -> RasterWriter:

@@ -200,3 +200,31 @@ def test_stats_checkpoint_never_falls_back_silently(tmp_path, scene):
             "statistics are used)") in run.stdout
     assert "normalisation statistics: scene (" in cli(*MAP, scene, "--model", plain, "-o",
                                                       tmp_path / "q.tif").stdout
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (where this machine lets the tests mount one), unmounted afterwards."""
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not permitted'})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_is_a_sentence_and_leaves_nothing(tmp_path, model, small_disk):
+    big = write_raster(tmp_path / "big.tif", random_scene(400, 400, seed=3))
+    digest = file_digest(big)
+    run = cli(*MAP, big, "--model", model, "-o", small_disk / "lc.tif", "--confidence",
+              small_disk / "conf.tif", "--areas", small_disk / "a.csv")
+    assert run.returncode == 1, (run.returncode, run.stderr)
+    assert run.stderr.startswith(f"fbp-landcover: The disk holding {small_disk}") and " is full" in \
+        run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Exception ignored" not in run.stderr
+    assert listing(small_disk) == []  # no output, no partial
+    assert file_digest(big) == digest
