@@ -116,6 +116,8 @@ class RunEstimate:
         if now - self._moved_t >= self._stalled_after:
             return f"{elapsed}; this step's length is not known (it reports no progress), so no estimate yet"
         done, spent = self._last_f - self._stage_f, now - self._stage_t
-        if done <= 0.005 or spent < 1.0:
+        # a normal run moves 0.5 % within a second; a huge one (a 40 000 Mpx VRT) may take minutes per 0.5 %,
+        # so after 5 s of a stage any measured movement is extrapolated
+        if done <= 0 or spent < 1.0 or (done <= 0.005 and spent < 5.0):
             return elapsed
         return f"{elapsed}, about {format_seconds((1.0 - self._last_f) * spent / done)} left"

@@ -19,11 +19,14 @@ EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
 
 class TqdmProgress:
-    """A progress callback drawing a tqdm bar with the stage text and an estimate."""
+    """A progress callback drawing a tqdm bar with the stage text and the run's one estimate (the panel's:
+    ``RunEstimate``, from the current stage's rate; tqdm's own average over the whole bar would be fooled
+    by the quick first stages)."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.bar = None
         self.quiet = quiet
+        self.estimate = None
 
     def __call__(self, fraction: float, message: str) -> None:
         if self.quiet:
@@ -31,9 +34,13 @@ class TqdmProgress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=1000, unit="‰", dynamic_ncols=True, file=sys.stderr,
-                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+            from ..progress import RunEstimate
+
+            self.estimate = RunEstimate()
+            self.bar = tqdm(total=1000, unit="‰", dynamic_ncols=True, file=sys.stderr)
         self.bar.set_description_str(message.split(" (about")[0][:48], refresh=False)
+        text = self.estimate.update(fraction, message).replace("{", "(").replace("}", ")")
+        self.bar.bar_format = "{l_bar}{bar}| " + text
         self.bar.update(max(0, int(fraction * 1000) - self.bar.n))
 
     def close(self) -> None:
