@@ -48,16 +48,15 @@ def cmd_train(args, progress) -> int:
     from ..training.train import train_source
 
     out = check_destination(args.output, args.overwrite or args.resume, "model", make_folder=True)
-    if not os.path.exists(args.source):
-        raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
-                       "(with Annotation__index/ inside).")
+    source = _training_source(args)
     config = TrainConfig(**_smp_spec(args), epochs=args.epochs,
                          iterations_per_epoch=args.iterations_per_epoch,
                          batch_size=args.batch_size, patch=args.patch, lr=args.lr,
                          class_aware=args.class_aware,
                          stats=args.stats, image=args.image, device=args.device, resume=args.resume,
-                         seed=args.seed, val_patches=args.val_patches)
-    card = train_source(args.source, out, config, progress=progress)
+                         seed=args.seed, val_patches=args.val_patches, sensor=args.sensor,
+                         class_mapping=args.class_mapping, working_gsd=args.gsd)
+    card = train_source(source, out, config, progress=progress)
     progress.close()
     from ..training.source_memory import memory_path
 
@@ -68,6 +67,28 @@ def cmd_train(args, progress) -> int:
           f"validation mIoU {p.get('val_miou', float('nan')):.4f} (best epoch {p.get('best_epoch')})")
     print(f"  source memory: {memory_path(out)}")
     return EXIT_OK
+
+
+def _training_source(args):
+    """The FBP folder, or the (image, label) pairs of --images and --labels; FbpError saying what is
+    missing."""
+    if args.source and (args.images or args.labels):
+        raise FbpError("Both a training data folder and --images/--labels were given; give one of them.")
+    if args.images or args.labels:
+        if len(args.images or []) != len(args.labels or []):
+            raise FbpError(f"{len(args.images or [])} image raster(s) but {len(args.labels or [])} label "
+                           "raster(s) were given; give one label raster per image, in the same order.")
+        for path in [*args.images, *args.labels]:
+            if not os.path.exists(path):
+                raise FbpError(f"The training raster {path} does not exist.")
+        return list(zip(args.images, args.labels, strict=True))
+    if not args.source:
+        raise FbpError("No training data was given; give a Five-Billion-Pixels folder, or image rasters with "
+                       "--images and their label rasters with --labels.")
+    if not os.path.exists(args.source):
+        raise FbpError(f"The training source {args.source} does not exist; give a Five-Billion-Pixels folder "
+                       "(with Annotation__index/ inside).")
+    return args.source
 
 
 def cmd_adapt(args, progress) -> int:
@@ -144,8 +165,17 @@ def cmd_demo(args, progress) -> int:
 
 def add_commands(sub) -> None:
     """Add train, adapt, evaluate and demo to the ``fbp-landcover`` subparsers."""
-    t = sub.add_parser("train", help="train a model on labelled source data (Five-Billion-Pixels layout)")
-    t.add_argument("source", help="dataset root with Image__8bit_NirRGB/ and Annotation__index/")
+    t = sub.add_parser("train", help="train a model on labelled source data: a Five-Billion-Pixels folder, "
+                                     "or your own image and label rasters")
+    t.add_argument("source", nargs="?", help="dataset root with Image__8bit_NirRGB/ and Annotation__index/")
+    t.add_argument("--images", nargs="+", metavar="RASTER", help="or: image rasters (NIR, R, G, B bands)")
+    t.add_argument("--labels", nargs="+", metavar="RASTER",
+                   help="their label rasters, in the same order (FBP classes, or --class-mapping)")
+    t.add_argument("--sensor", default="auto", help="the image rasters' sensor (as for map)")
+    t.add_argument("--class-mapping", metavar="JSON",
+                   help='the label rasters\' values as FBP classes: {"their value": FBP index or name}')
+    t.add_argument("--gsd", type=float, metavar="METRES",
+                   help="image rasters: working pixel size (default: the sensor profile's)")
     t.add_argument("-o", "--output", required=True, help="model file to write (.fbpmodel)")
     t.add_argument("--epochs", type=int, default=120)
     t.add_argument("--iterations-per-epoch", type=int, help="default: the 512/384 patch grid / batch size")

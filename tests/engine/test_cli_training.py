@@ -151,3 +151,36 @@ def test_train_arch_accepts_the_preset_names(name):
     assert spec == {k: PRESETS[name][k] for k in ("architecture", "smp_arch", "encoder", "arch_kwargs")}
     assert _smp_spec(argparse.Namespace(arch="fbp_unet")) == {"architecture": "fbp_unet"}
     assert PRESETS["compact"]["smp_arch"] == "FPN" and PRESETS["mobile_unet"]["smp_arch"] == "Unet"
+
+
+def test_train_on_own_image_and_label_rasters(tiny_data, run, tmp_path):
+    """train --images/--labels with --sensor and --class-mapping, as the Processing algorithm takes them."""
+    import numpy as np
+    from osgeo import gdal
+
+    from tests.rasters import write_raster
+
+    d, target, truth = tiny_data
+    src = gdal.Open(str(truth))
+    codes = src.ReadAsArray().astype(np.uint16) * 10  # the user's own codes: 10, 20, ...
+    labels = write_raster(tmp_path / "labels.tif", codes, geotransform=src.GetGeoTransform(), epsg=None)
+    gdal.Open(str(labels), gdal.GA_Update).SetProjection(src.GetProjection())
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({str(v * 10): int(v) for v in range(1, 25)}))
+    common = [*TINY_ARGS, "--epochs", "1", "--iterations-per-epoch", "2", "--batch-size", "2",
+              "--patch", "64", "--val-patches", "2", "--stats", "scene", "--device", "cpu",
+              "--sensor", "planetscope"]
+    code, _out, err = run("train", "--images", target, "--labels", labels, "-o", tmp_path / "no.fbpmodel",
+                          *common)
+    assert code == 1 and "give a class mapping JSON" in err, err
+    code, out, err = run("train", "--images", target, "--labels", labels, "--class-mapping", mapping,
+                         "-o", tmp_path / "own.fbpmodel", *common)
+    assert code == 0, err
+    assert "Model: " in out and (tmp_path / "own.fbpmodel").is_file()
+    card = read_card(tmp_path / "own.fbpmodel")
+    assert card.provenance["train_scenes"] and "1 training scene" in card.provenance["trained_on"]
+    code, _out, err = run("train", "--images", target, target, "--labels", labels, "-o",
+                          tmp_path / "x.fbpmodel", *common)
+    assert code == 1 and "2 image raster(s) but 1 label raster(s)" in err
+    code, _out, err = run("train", "-o", tmp_path / "x.fbpmodel", *common)
+    assert code == 1 and "No training data was given" in err
