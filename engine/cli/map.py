@@ -222,6 +222,9 @@ def add_commands(sub) -> None:
     inf = msub.add_parser("info", help="a model's metadata")
     inf.add_argument("model")
     mo.set_defaults(func=cmd_models)
+    from .training import add_memory_command
+
+    add_memory_command(msub)
 
     c = sub.add_parser("collapse", help="re-code a class map to a coarser legend")
     c.add_argument("map", help="class GeoTIFF written by fbp-landcover map")

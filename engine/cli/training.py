@@ -91,6 +91,49 @@ def _training_source(args):
     return args.source
 
 
+def cmd_memory(args, progress) -> int:
+    """models memory: the source memory of a registered model or a model file, from labelled data."""
+    from ..models import registry
+    from ..training.source_memory import build_memory_for_model
+
+    path, memory = build_memory_for_model(
+        args.model, _training_source(args), models_dir=args.models_dir or registry.default_models_dir(),
+        count=args.count, size=args.size, image=args.image, sensor=args.sensor,
+        class_mapping=args.class_mapping, working_gsd=args.gsd, seed=args.seed, overwrite=args.overwrite,
+        progress=progress)
+    progress.close()
+    present = int((memory.class_counts()[1:] > 0).sum())
+    print(f"Source memory: {path} ({len(memory)} patches of {memory.size} px, {present} classes present); "
+          "Siamese adaptation of this model now uses it.")
+    return EXIT_OK
+
+
+def add_memory_command(msub) -> None:
+    """``fbp-landcover models memory`` (under the models command of cli/map.py)."""
+    m = msub.add_parser("memory", help="build a model's source memory from labelled data (then adaptation "
+                                       "runs Siamese DPA for it)")
+    m.add_argument("model", help="a registered model's name or a model file")
+    _labelled_data_options(m)
+    m.add_argument("--count", type=int, default=256, help="patches to keep (class-stratified)")
+    m.add_argument("--size", type=int, default=256, help="patch size in pixels")
+    m.add_argument("--image", choices=IMAGE_KINDS, default="8bit", help="FBP folder: which images")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--overwrite", action="store_true", help="replace the model's existing source memory")
+    m.set_defaults(func=cmd_memory)
+
+
+def _labelled_data_options(p) -> None:
+    p.add_argument("source", nargs="?", help="dataset root with Image__8bit_NirRGB/ and Annotation__index/")
+    p.add_argument("--images", nargs="+", metavar="RASTER", help="or: image rasters (NIR, R, G, B bands)")
+    p.add_argument("--labels", nargs="+", metavar="RASTER",
+                   help="their label rasters, in the same order (FBP classes, or --class-mapping)")
+    p.add_argument("--sensor", default="auto", help="the image rasters' sensor (as for map)")
+    p.add_argument("--class-mapping", metavar="JSON",
+                   help='the label rasters\' values as FBP classes: {"their value": FBP index or name}')
+    p.add_argument("--gsd", type=float, metavar="METRES",
+                   help="image rasters: working pixel size (default: the sensor profile's)")
+
+
 def cmd_adapt(args, progress) -> int:
     from ..training.adapt import adapt
     from ..training.config import AdaptOptions
@@ -167,15 +210,7 @@ def add_commands(sub) -> None:
     """Add train, adapt, evaluate and demo to the ``fbp-landcover`` subparsers."""
     t = sub.add_parser("train", help="train a model on labelled source data: a Five-Billion-Pixels folder, "
                                      "or your own image and label rasters")
-    t.add_argument("source", nargs="?", help="dataset root with Image__8bit_NirRGB/ and Annotation__index/")
-    t.add_argument("--images", nargs="+", metavar="RASTER", help="or: image rasters (NIR, R, G, B bands)")
-    t.add_argument("--labels", nargs="+", metavar="RASTER",
-                   help="their label rasters, in the same order (FBP classes, or --class-mapping)")
-    t.add_argument("--sensor", default="auto", help="the image rasters' sensor (as for map)")
-    t.add_argument("--class-mapping", metavar="JSON",
-                   help='the label rasters\' values as FBP classes: {"their value": FBP index or name}')
-    t.add_argument("--gsd", type=float, metavar="METRES",
-                   help="image rasters: working pixel size (default: the sensor profile's)")
+    _labelled_data_options(t)
     t.add_argument("-o", "--output", required=True, help="model file to write (.fbpmodel)")
     t.add_argument("--epochs", type=int, default=120)
     t.add_argument("--iterations-per-epoch", type=int, help="default: the 512/384 patch grid / batch size")

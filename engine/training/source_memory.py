@@ -141,3 +141,37 @@ def load_source_memory(path: str | os.PathLike) -> SourceMemory:
         raise FbpError(f"The source memory {path} holds arrays of unexpected shapes "
                        f"{images.shape} / {labels.shape}; re-create it.")
     return SourceMemory(images, labels, mean.astype(np.float32), std.astype(np.float32), meta)
+
+
+def build_memory_for_model(model_spec: str | os.PathLike, source, *, models_dir: str | None = None,
+                           count: int = 256, size: int = 256, image: str = "8bit", sensor: str = "auto",
+                           class_mapping=None, working_gsd: float | None = None, seed: int = 0,
+                           overwrite: bool = False, progress=None) -> tuple[Path, SourceMemory]:
+    """Build the class-stratified source memory of any model (an imported authors' checkpoint included) from
+    labelled data (an FBP root or (image, label) raster pairs) and save it beside the model, where Siamese
+    adaptation finds it. The patches are normalised as the model expects: its own statistics when its card
+    has them, each scene's own when it was trained on per-scene statistics, else the FBP source ones."""
+    from ..io.atomic import check_destination
+    from ..models.loading import load_model
+    from .sampler import make_regions
+    from .train import open_labelled_source
+
+    _, card, found = load_model(model_spec, models_dir)
+    path = Path(found)
+    target = check_destination(memory_path(path), overwrite, "source memory")
+    scenes = open_labelled_source(source, image=image, sensor=sensor, class_mapping=class_mapping,
+                                  working_gsd=working_gsd)
+    try:
+        regions, _ = make_regions(scenes, 0.0, seed)
+        trained = (card.provenance or {}).get("normalisation")
+        stats = card.stats if card.stats is not None else ("scene" if trained == "scene" else "source")
+        memory = build_source_memory(regions, count=count, size=size, stats=stats, seed=seed,
+                                     progress=progress)
+    finally:
+        for scene in scenes:
+            close = getattr(scene, "close", None)
+            if close is not None:
+                close()
+    memory.meta.update(built_for=path.name, built_from=str(source) if isinstance(source, (str, os.PathLike))
+                       else [list(map(str, pair)) for pair in source])
+    return save_source_memory(target, memory), memory

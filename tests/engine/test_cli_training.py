@@ -184,3 +184,47 @@ def test_train_on_own_image_and_label_rasters(tiny_data, run, tmp_path):
     assert code == 1 and "2 image raster(s) but 1 label raster(s)" in err
     code, _out, err = run("train", "-o", tmp_path / "x.fbpmodel", *common)
     assert code == 1 and "No training data was given" in err
+
+
+def test_models_memory_gives_a_registered_model_its_source_data(tiny_data, run, tmp_path):
+    """A model imported without a source memory (as the authors' checkpoints are) gets one from labelled
+    data; adaptation then runs Siamese DPA with it instead of the source-free fallback."""
+    from fbp_landcover.engine.training.source_memory import load_source_memory
+    from tests.models import tiny_checkpoint
+
+    d, target, _truth = tiny_data
+    models = tmp_path / "models"
+    bare = tiny_checkpoint(tmp_path / "bare.fbpmodel")
+    assert run("models", "--models-dir", models, "import", bare, "--name", "bare", "--no-prepare")[0] == 0
+    assert not (models / "bare.memory.npz").exists()
+    code, out, err = run("models", "--models-dir", models, "memory", "bare", d / "fbp", "--count", "8",
+                         "--size", "64")
+    assert code == 0, err
+    assert out.startswith(f"Source memory: {models / 'bare.memory.npz'} (8 patches of 64 px, ")
+    memory = load_source_memory(models / "bare.memory.npz")
+    assert len(memory) == 8 and memory.size == 64 and memory.meta["built_for"] == "bare.fbpmodel"
+    assert (memory.class_counts()[1:] > 0).sum() >= 2
+    code, _out, err = run("models", "--models-dir", models, "memory", "bare", d / "fbp")
+    assert code == 1 and "already exists" in err  # never replaced without --overwrite
+    code, _out, err = run("adapt", models / "bare.fbpmodel", target, "-o", tmp_path / "a.fbpmodel",
+                          "--iterations", "1", "--batch-size", "2", "--patch", "64", "--device", "cpu",
+                          "--no-guard")
+    assert code == 0, err
+    prov = read_card(tmp_path / "a.fbpmodel").provenance
+    assert prov["method"] == "siamese" and "memory" in prov["source_used"], prov
+
+
+def test_models_memory_for_an_imported_authors_checkpoint(tiny_data, run, tmp_path):
+    from fbp_landcover.engine.training.source_memory import load_source_memory
+    from tests.models import authors_checkpoint
+
+    d, _target, _truth = tiny_data
+    models = tmp_path / "models"
+    authors = authors_checkpoint(tmp_path / "unet_wuhan.pth.tar")
+    assert run("models", "--models-dir", models, "import", authors, "--no-prepare")[0] == 0
+    (registered,) = [p for p in models.glob("*.fbpmodel")]
+    code, out, err = run("models", "--models-dir", models, "memory", registered.stem, d / "fbp",
+                         "--count", "4", "--size", "64")
+    assert code == 0, err
+    memory = load_source_memory(registered.with_name(registered.stem + ".memory.npz"))
+    assert len(memory) == 4 and memory.meta["built_for"] == registered.name
