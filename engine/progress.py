@@ -81,8 +81,9 @@ class RunEstimate:
     A run's stages advance its 0..1 fraction at different speeds (adaptation is slower per percent than
     mapping), so the estimate extrapolates the current stage's measured rate (fraction per second since the
     stage began) over what is left of the run, never the run's average. A stage whose fraction has not moved
-    for ``stalled_after`` seconds (a one-time model export) has no known length, and the estimate says so
-    instead of freezing.
+    for ``stalled_after`` seconds (a one-time model export) — or for three of its own usual intervals between
+    moves, when its steps are slower than that (adaptation iterations on a loaded CPU) — has no known length,
+    and the estimate says so instead of freezing.
     """
 
     def __init__(self, stalled_after: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -94,6 +95,7 @@ class RunEstimate:
         self._stage_f = 0.0
         self._last_f = 0.0
         self._moved_t = self._t0
+        self._moves = 0  # how often the fraction moved in this stage
 
     def update(self, fraction: float, message: str | None = None) -> str:
         """Record ``fraction`` (0..1) of the run and the stage's ``message``; the estimate in words."""
@@ -102,8 +104,10 @@ class RunEstimate:
             key = re.sub(r"\d+", "#", stage_text(message).split(":")[0])
             if key != self._stage:
                 self._stage, self._stage_t, self._stage_f, self._moved_t = key, now, fraction, now
+                self._moves = 0
         if fraction > self._last_f:
             self._moved_t = now
+            self._moves += 1
         self._last_f = max(self._last_f, fraction)
         return self.text(now)
 
@@ -113,7 +117,8 @@ class RunEstimate:
         elapsed = f"{format_seconds(now - self._t0)} elapsed"
         if self._last_f >= 1.0:
             return elapsed
-        if now - self._moved_t >= self._stalled_after:
+        usual = (self._moved_t - self._stage_t) / self._moves if self._moves else 0.0
+        if now - self._moved_t >= max(self._stalled_after, 3.0 * usual):
             return f"{elapsed}; this step's length is not known (it reports no progress), so no estimate yet"
         done, spent = self._last_f - self._stage_f, now - self._stage_t
         # a normal run moves 0.5 % within a second; a huge one (a 40 000 Mpx VRT) may take minutes per 0.5 %,

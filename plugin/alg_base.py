@@ -172,7 +172,7 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
         model.setMetadata({"widget_wrapper": {"value_hints": registered_model_names()}})
         self.addParameter(model)
         self.addParameter(QgsProcessingParameterFile(
-            "MODEL_FILE", tr("Model file (instead of a registered model)"), optional=True,
+            "MODEL_FILE", tr("Model file"), optional=True,
             fileFilter=MODEL_FILE_FILTER))
 
     def sensor_spec(self, parameters, context) -> str:

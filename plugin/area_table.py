@@ -80,7 +80,7 @@ class AreaTable(QWidget):
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.table.setMinimumHeight(160)
+        self.table.setMinimumHeight(240)  # a dozen classes and the total without scrolling the table
         self.table.setToolTip("Area of each class in the selected result layer, largest first, "
                               "measured with true pixel areas; the last row is the total")
         outer.addWidget(self.table, 1)

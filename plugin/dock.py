@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsReferencedRectangle,
+    QgsTask,
 )
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer, pyqtSignal
@@ -37,6 +38,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -85,6 +87,8 @@ class LandCoverDock(QDockWidget):
         self.layer_combo.layerChanged.connect(self._layer_changed)
         self._layer_changed(self.layer_combo.currentLayer())
         self._watch_current_layer(True)
+        active = iface.activeLayer() if iface is not None and hasattr(iface, "activeLayer") else None
+        self.current_layer_changed(active)  # after a plugin reload: the selected result layer's table
 
     # ---- widgets ------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -121,6 +125,11 @@ class LandCoverDock(QDockWidget):
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(12)
         self.scroll.setFrameShape(QScrollArea.NoFrame)
+        # a long word (a product's subdataset path, a traceback) wraps at the panel's width instead of
+        # widening the panel's contents past its right edge
+        for label in (self.problem_label, self.warning_label, self.sensor_reason, self.model_info,
+                      self.device_label, self.stage_label, self.eta_label, self.summary_label):
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.scroll.setWidget(body)
         self.setWidget(self.scroll)
 
@@ -390,7 +399,8 @@ class LandCoverDock(QDockWidget):
         if layer is None:
             return
         from ..engine.errors import FbpError
-        from ..engine.io.sensors import detect, mapping_example
+        from ..engine.io.delivered import recognise
+        from ..engine.io.sensors import choose, mapping_example
         from .alg_base import layer_path
 
         path = layer_path(layer)
@@ -400,8 +410,10 @@ class LandCoverDock(QDockWidget):
         except Exception:  # an unreadable raster: the run says why
             self._example = None
         try:
-            profile, reason = detect(path)
-            self._detected = f"Detected: {profile.name} — {reason}"
+            profile, reason = choose(path, "auto")  # products (a SAFE's subdataset layer) included
+            product = recognise(path)
+            self._detected = f"Detected: {profile.name} — {reason}" + (
+                f" ({product.in_words()})" if product is not None else "")
         except FbpError as exc:
             self._detected = f"Not detected: {for_panel(str(exc), self._example)}"
         except Exception as exc:  # whatever the reason: it is reported
@@ -585,12 +597,16 @@ class LandCoverDock(QDockWidget):
         self.progress_bar.setValue(0)
         self.stage_label.setText("Starting…")
         self.eta_label.setText("")
+        self.summary_label.setText("")  # the last run's summary is not this one's (its layers keep theirs)
         self._started = time.monotonic()
         from ..engine.progress import RunEstimate
 
         self.estimate = RunEstimate()
         self._tick.start()
-        self.task = QgsProcessingAlgRunnerTask(alg, params, self.context, self.feedback)
+        # Silent: the panel and its one message-bar message say how the run ended, not QGIS's own
+        # "Task complete" / "Task failed" (which a cancel also triggers)
+        self.task = QgsProcessingAlgRunnerTask(alg, params, self.context, self.feedback,
+                                               QgsTask.CanCancel | QgsTask.Silent)
         self.task.executed.connect(self._on_executed)
         self.run_button.setText("Cancel")
         QgsApplication.taskManager().addTask(self.task)

@@ -52,6 +52,7 @@ def layer_name(input_name: str, what: str, model: str, results: dict, when: floa
     adapted = f"adapted {info.get('method', '?')} {info.get('iterations', 0)} it" if info else "not adapted"
     verdict = (info or {}).get("guard_verdict")
     if isinstance(verdict, dict) and not verdict.get("passed", True):
-        adapted += " rejected by the guard: source model"  # the map is the source model's, say so
+        # the map is the source model's: said first, short enough for the Layers panel to show the time
+        adapted = f"source model ({info.get('method', '?')} rejected)"
     stamp = time.strftime("%H:%M:%S", time.localtime(when if when is not None else time.time()))
     return f"{input_name} · {what} · {model} · {adapted} · {stamp}"

@@ -51,3 +51,18 @@ def test_a_huge_run_gets_an_estimate_after_a_few_seconds_not_after_half_a_percen
     assert est.update(0.0501, "Mapping: window 10 of 59572") == "3 s elapsed"  # too early to say
     clock.now += 17
     assert est.update(0.0503, "Mapping: window 30 of 59572") == "20 s elapsed, about 17 h 35 min left"
+
+
+def test_slow_steps_are_not_taken_for_a_stall():
+    """Adaptation iterations of 4 s each (a loaded CPU): 5 s after the last one is no stall; three usual
+    intervals without a move is."""
+    clock = Clock()
+    est = RunEstimate(clock=clock)
+    est.update(0.05, "Adapting: iteration 1 of 10")
+    for i in range(2, 5):
+        clock.now += 4
+        est.update(0.05 + 0.04 * i, f"Adapting: iteration {i} of 10")
+    clock.now += 5
+    assert "left" in est.text() and "not known" not in est.text()
+    clock.now += 8  # 13 s since the last move: over three usual 4 s intervals
+    assert "this step's length is not known" in est.text()

@@ -225,3 +225,21 @@ def test_get_models_lists_the_authors_checkpoints_and_adds_a_downloaded_one(dock
     assert dock.stage_label.text().startswith("Added model unet_wuhan (without a source memory; fast CPU "
                                               "form:")
     dialog.close()
+
+
+def test_a_sentinel2_product_layer_is_described_on_the_sensor_line(dock, products):
+    """A layer QGIS opened from a SAFE (its 10 m subdataset): the sensor line says what the product is, the
+    bands by name, the offset, the mask found and the geometry, in words; a long path never widens the
+    panel (the label ignores its width hint)."""
+    from qgis.PyQt.QtWidgets import QSizePolicy
+
+    from tests.delivered_fixtures import L2A
+    from tests.plugin.conftest import choose_layer
+
+    xml = products / L2A / "MTD_MSIL2A.xml"
+    choose_layer(dock, f"SENTINEL2_L2A:{xml}:10m:EPSG_32634", "s2 10m", sensor=None)
+    text = dock.sensor_reason.text()
+    assert text.startswith("Detected: sentinel2 — a Sentinel-2 L2A product (baseline 05.09, tile T34UCF, "
+                           "2023-08-23): 10 m subdataset EPSG:32634, NIR,R,G,B = B8,B4,B3,B2"), text
+    assert "reflectance = (DN -1000) / 10000" in text and "mask: SCL found" in text
+    assert dock.sensor_reason.sizePolicy().horizontalPolicy() == QSizePolicy.Ignored

@@ -40,8 +40,8 @@ def test_two_runs_give_two_named_layers_newest_on_top_each_with_its_table(dock, 
     names = [node.layer().name() for node in group.findLayers()]
     assert names[0] == second.name() and names[1] == first.name()  # the newest on top
     rejected = "rejected by the guard" in summary  # the name then says the map is the source model's
-    assert second.name().startswith("naip · land cover · tiny · adapted bn+kl 2 it "
-                                    + ("rejected by the guard: source model · " if rejected else "· "))
+    what = "source model (bn+kl rejected) · " if rejected else "adapted bn+kl 2 it · "
+    assert second.name().startswith("naip · land cover · tiny · " + what)
     assert first.name().startswith("naip · land cover · tiny · not adapted · ")
     assert dock.iface.messageBar().get_messages(Qgis.Success)[-1].startswith(
         "FBP Land Cover:Mapped naip: Model tiny; sensor rgbn")

@@ -26,7 +26,7 @@ def test_layer_names_say_what_the_map_is():
     assert (layer_name("naip", "land cover", "tiny", _adapted(True), WHEN)
             == "naip · land cover · tiny · adapted bn+kl 2 it · 14:02:31")
     assert (layer_name("naip", "land cover", "tiny", _adapted(False), WHEN)
-            == "naip · land cover · tiny · adapted bn+kl 2 it rejected by the guard: source model · 14:02:31")
+            == "naip · land cover · tiny · source model (bn+kl rejected) · 14:02:31")
 
 
 def test_summary_is_one_line_ending_in_the_time():

@@ -51,6 +51,11 @@ class Product:
     alpha: bool = False  # the dataset's last band is an alpha band (a warped VRT): 0 = outside the image
     sensor_reason: str | None = None  # why ``profile`` was chosen, when it was not by the product's kind
 
+    def in_words(self) -> str:
+        """What ``info`` reports, as the panel's sensor line says it: scaling, mask, geometry."""
+        parts = [self.scaling, f"mask: {self.mask_note}", self.facts.get("geometry", "")]
+        return "; ".join(p for p in parts if p)
+
 
 def recognise(path: str | os.PathLike, *, rpc_height: float | None = None,
               rpc_dem: str | None = None) -> Product | None:
