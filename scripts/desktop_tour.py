@@ -250,8 +250,8 @@ def shot_11():
     """The 10 m subdataset (what QGIS's sublayer dialog offers first), then the MTD XML as given."""
     project, root, d = QgsProject.instance(), QgsProject.instance().layerTreeRoot(), dock()
     for name, uri in (("11_sentinel2", f"SENTINEL2_L2A:{S2}:10m:EPSG_32634"), ("11_sentinel2_xml", S2)):
-        name = os.path.basename(os.path.dirname(S2))[:26] + (" 10m" if "10m" in uri else "")
-        layer = QgsRasterLayer(uri, name)
+        title = os.path.basename(os.path.dirname(S2))[:26] + (" 10m" if "10m" in uri else "")
+        layer = QgsRasterLayer(uri, title)
         log(f"{uri}: valid {layer.isValid()}, {layer.bandCount()} bands, {layer.width()}x{layer.height()}")
         if not layer.isValid():
             continue
