@@ -31,7 +31,7 @@ def explain(exc: BaseException) -> str | None:
             return f"Permission denied for {where}; choose a file or folder you can read and write."
         if exc.errno == errno.EROFS:
             return f"{where} is on a read-only disk; choose a folder on a disk that can be written."
-    if isinstance(exc, RuntimeError) and _from_gdal(exc):
+    if isinstance(exc, RuntimeError) and raised_by_gdal(exc):
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no detail"
         if "No space left" in text or "disk space" in text:
             return (f"The disk is full while writing a raster ({text}); "
@@ -41,7 +41,7 @@ def explain(exc: BaseException) -> str | None:
     return None
 
 
-def _from_gdal(exc: BaseException) -> bool:
+def raised_by_gdal(exc: BaseException) -> bool:
     """True when the error was raised inside GDAL's Python bindings."""
     tb = exc.__traceback__
     while tb is not None:

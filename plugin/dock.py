@@ -76,6 +76,7 @@ class LandCoverDock(QDockWidget):
         self._warned_for = None  # (layer source, sensor spec) whose warnings were shown: the next click runs
         self._problem_cause = ""  # what the shown problem is about ("model", "sensor"): cleared with it
         self._started = 0.0
+        self._mapping_started: float | None = None  # when the run's "Mapping" stage began
         self._engine_checked = False
         self._add_run = None
         self.estimate = None
@@ -599,6 +600,7 @@ class LandCoverDock(QDockWidget):
         self.eta_label.setText("")
         self.summary_label.setText("")  # the last run's summary is not this one's (its layers keep theirs)
         self._started = time.monotonic()
+        self._mapping_started = None
         from ..engine.progress import RunEstimate
 
         self.estimate = RunEstimate()
@@ -633,6 +635,8 @@ class LandCoverDock(QDockWidget):
         if self.estimate is not None:
             self.estimate.update(self.progress_bar.value() / 100.0, text)
         self.stage_label.setText(stage_text(text))  # one estimate: the run's, on the line below
+        if self._mapping_started is None and text.startswith("Mapping"):
+            self._mapping_started = time.monotonic()
 
     def _on_error(self, text: str) -> None:
         self.last_error = text
@@ -673,9 +677,12 @@ class LandCoverDock(QDockWidget):
         self.finished.emit(True)
 
     def _remember_rate(self, results: dict, elapsed: float) -> None:
-        """Megapixels per second of a plain run of at least 1 Mpx: what the next large run's estimate uses."""
+        """Megapixels per second of the mapping stage of a plain run of at least 1 Mpx (model loading and a
+        first ONNX export left out): what the next large run's estimate uses."""
         from osgeo import gdal
 
+        if self._mapping_started is not None:
+            elapsed = time.monotonic() - self._mapping_started
         if results.get("ADAPTATION") or elapsed <= 0:
             return
         try:
@@ -742,7 +749,10 @@ def dock_settings_restore(dock: LandCoverDock) -> None:
             combo.setCurrentIndex(index)
     dock.output_widget.setFilePath(load("output", ""))
     dock.confidence_check.setChecked(load("confidence", False))
-    dock.mask_choice.set_mode(load("mask", "auto"))
+    # "layer" comes back as the product's own mask: the layer itself is not remembered, and the combo would
+    # otherwise offer the first raster of the project (often the input) as the mask
+    mode = load("mask", "auto")
+    dock.mask_choice.set_mode("auto" if mode == "layer" else mode)
     dock.mask_choice.combo.currentIndexChanged.connect(lambda: save("mask", dock.mask_choice.mode))
     dock.area_table.set_unit(load("area_unit", "km2"))
     dock.adapt_check.toggled.connect(lambda v: save("adapt", bool(v)))

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import FbpError
+from ..errors import FbpError, raised_by_gdal
 
 PARTIAL = ".partial"
 SIDECARS = (".aux.xml", ".ovr")
@@ -147,7 +147,7 @@ class AtomicFiles:
         """Close what still writes into them, then remove every temporary file and its sidecars; the targets
         are left as they were."""
         for handle in self._handles:
-            handle.close()
+            getattr(handle, "abandon", handle.close)()  # a writer of a failed set: dropped quietly
         self._handles.clear()
         for tmp, _target in self._pending:
             for path in [tmp, *sidecars(tmp)]:
@@ -161,9 +161,9 @@ class AtomicFiles:
         if exc_type is None:
             self.commit()
             return
-        full = self.full_target() if isinstance(exc, (RuntimeError, OSError)) else None
+        full = self.full_target() if isinstance(exc, RuntimeError) and raised_by_gdal(exc) else None
         self.discard()
-        if full is not None and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        if full is not None:
             # GDAL reports a full disk in libtiff's words ("TIFFRewriteDirectory: Error fetching directory
             # count"): said as what it is
             _release_frames(exc)
@@ -184,16 +184,11 @@ def _release_frames(exc: BaseException) -> None:
     """Free what the failed call's finished frames hold (a GDAL dataset whose write failed) now and quietly:
     kept alive by the traceback, its failing flush on deletion would print "Exception ignored" noise after
     the sentence."""
-    from osgeo import gdal
+    from .gdal import quiet_deletion
 
-    gdal.PushErrorHandler("CPLQuietErrorHandler")
-    gdal.DontUseExceptions()
-    try:
+    with quiet_deletion():
         traceback.clear_frames(exc.__traceback__)
         exc.__traceback__ = None
-    finally:
-        gdal.UseExceptions()
-        gdal.PopErrorHandler()
 
 
 @contextmanager

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -121,3 +123,17 @@ def geographic_pixel_metres(geotransform: tuple[float, ...], height: int,
     w = math.sqrt(1 - e2 * math.sin(phi) ** 2)
     n, m = a / w, a * (1 - e2) / w**3
     return abs(geotransform[1]) * to_radians * n * math.cos(phi), abs(geotransform[5]) * to_radians * m
+
+
+@contextmanager
+def quiet_deletion():
+    """Within: GDAL objects deleted after a failed write neither print GDAL's errors nor Python's "Exception
+    ignored" report (sys.unraisablehook; GDAL's process-wide exception mode is left alone)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+        sys.unraisablehook = hook

@@ -16,6 +16,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import FbpError
+from .atomic import same_file
 from .delivered import MASK_AUTO, MASK_NONE, MaskSource, Product, recognise
 from .delivered.masks import user_mask
 from .gdal import RasterGrid, geographic_pixel_metres, numpy_dtype, open_dataset, srs, warp_to_grid
@@ -203,6 +204,11 @@ class ModelInput:
         if self.mask_option == MASK_NONE:
             self.mask_note = "no mask (mask option 'none')"
         if self.mask_path:
+            if any(os.path.exists(p) and os.path.exists(self.mask_path) and same_file(p, self.mask_path)
+                   for p in self.paths):
+                raise FbpError(f"The mask raster {self.mask_path} is the input image itself: every non-zero "
+                               "pixel would be left unmapped; give a mask raster of its own (non-zero = "
+                               "masked).")
             sources.append(user_mask(self.mask_path))
         for source in sources:
             self._setup_mask(source)

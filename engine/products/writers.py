@@ -13,6 +13,7 @@ import numpy as np
 from osgeo import gdal
 
 from .. import classes
+from ..io.gdal import quiet_deletion
 
 gdal.UseExceptions()
 
@@ -62,19 +63,22 @@ class RasterWriter:
         self.ds = None
 
     def close(self) -> None:
-        """Drop the dataset without raising: after a failed write (a full disk) GDAL's flush on close fails
-        again, and under exceptions that would surface as "Exception ignored" noise after the real error."""
+        """Flush and close (a write error raises: a file with holes is never taken as complete)."""
         self.band = None
         ds, self.ds = self.ds, None
-        if ds is None:
-            return
-        gdal.PushErrorHandler("CPLQuietErrorHandler")
-        gdal.DontUseExceptions()
-        try:
+        if ds is not None:
+            ds.FlushCache()
             del ds
-        finally:
-            gdal.UseExceptions()
-            gdal.PopErrorHandler()
+
+    def abandon(self) -> None:
+        """Drop the dataset of a failed run without raising: after a failed write (a full disk) GDAL's flush
+        on close fails again, and a failure in a destructor would print "Exception ignored" noise after the
+        real error."""
+        self.band = None
+        ds, self.ds = self.ds, None
+        if ds is not None:
+            with quiet_deletion():
+                del ds
 
 
 def class_writer(tmp: Path, width: int, height: int, geotransform, projection: str) -> RasterWriter:

@@ -104,3 +104,12 @@ def test_masked_pixels_never_target_patches_or_pseudo_labels(scene, tmp_path, mo
         assert not valid[win].any()  # no masked pixel is a valid target-patch pixel
     for lab, valid in labels:
         assert (lab[~valid] == 0).all() and (lab[valid] > 0).any()
+
+
+def test_the_input_itself_as_the_mask_is_refused(scene, tmp_path):
+    img, _mask_path, _mask, _ = scene
+    model = tiny_checkpoint(tmp_path / "tiny.fbpmodel")
+    with pytest.raises(Exception, match="is the input image itself: every non-zero pixel would be left"):
+        map_landcover(MapRequest(image=str(img), output=str(tmp_path / "m.tif"), model=str(model),
+                                 sensor="gaofen2", mask=str(img)))
+    assert not (tmp_path / "m.tif").exists()
