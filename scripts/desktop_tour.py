@@ -298,7 +298,26 @@ def shot_08():
     dialog.resize(1500, 700)
     dialog.move(40, 100)
     dialog.show()
-    later(1500, lambda: screen("08_batch_dialog"), dialog.close, advance)
+
+    def run_batch():
+        """Two rows, the optional Confidence left empty (point 7: no false "not correctly generated")."""
+        # the values as the dialog's widgets hold them: the enum's "id — name" text, a registered model
+        rows = [{"PARAMETERS": {"INPUT": RASTER, "SENSOR": "rgbn — Generic 4-band R/G/B/NIR", "MODEL": "tiny",
+                                "BACKEND": "torch"},
+                 "OUTPUTS": {"OUTPUT": os.path.join(OUT, f"batch_{i}.tif")}} for i in (1, 2)]
+        dialog.mainWidget().load_batch_file_3_40_version({"rows": rows})
+        later(800, lambda: screen("08b_batch_filled"), dialog.runAlgorithm,
+              lambda: wait_batch(dialog, time.monotonic()))
+    later(1500, lambda: screen("08_batch_dialog"), run_batch)
+
+
+def wait_batch(dialog, t0):
+    done = all(os.path.exists(os.path.join(OUT, f"batch_{i}.tif")) for i in (1, 2))
+    if done or time.monotonic() - t0 > 120:
+        log(f"batch outputs written: {done}")
+        later(3000, lambda: screen("08c_batch_log"), dialog.close, advance)
+    else:
+        QTimer.singleShot(1000, lambda: wait_batch(dialog, t0))
 
 
 @step

@@ -10,7 +10,7 @@ DATA="$ROOT/../shared/data"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
-rm -f "$OUT"/*.png
+rm -f "$OUT"/*.png "$OUT"/batch_*
 START=$(date +%s)
 gdal_translate -q -srcwin 100 60 600 600 -co COMPRESS=DEFLATE "$DATA/naip_nd_2020_rgbn_5m.tif" "$WORK/naip_600.tif"
 (cd "$ROOT" && .venv/bin/python -c "from tests.models import tiny_checkpoint; tiny_checkpoint('$WORK/tiny.fbpmodel')")

@@ -51,18 +51,29 @@ def onnx_cache_name(model: Any, card: ModelCard, model_path: str | os.PathLike |
     return f"{safe}.{export_key(_weights_sha256(model))}.onnx"
 
 
+def _cache_folders(model_path: str | os.PathLike | None) -> list[Path]:
+    folders = []
+    if model_path is not None:
+        folders.append(Path(model_path).resolve().parent)
+    folders.append(cache_dir())
+    return folders
+
+
+def cached_onnx(model: Any, card: ModelCard, model_path: str | os.PathLike | None) -> Path | None:
+    """The ONNX file already exported for this checkpoint, or None (then the first CPU run exports it)."""
+    name = onnx_cache_name(model, card, model_path)
+    return next((folder / name for folder in _cache_folders(model_path) if (folder / name).is_file()), None)
+
+
 def onnx_model_path(model: Any, card: ModelCard, model_path: str | os.PathLike | None) -> Path:
     """The cached ONNX file for this checkpoint, exported now if missing (atomic: temp file, then rename)."""
     importlib.import_module("onnxruntime")  # fail early (and fall back) when it is not installed
 
     name = onnx_cache_name(model, card, model_path)
-    folders = []
-    if model_path is not None:
-        folders.append(Path(model_path).resolve().parent)
-    folders.append(cache_dir())
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
+    folders = _cache_folders(model_path)
+    found = cached_onnx(model, card, model_path)
+    if found is not None:
+        return found
     last_error: Exception | None = None
     for folder in folders:
         try:

@@ -54,10 +54,10 @@ def map_landcover(req: MapRequest, progress: ProgressFn | None = None,
             model, card = quick_adapt_for_mapping(model, card, inp, stats, req.adapt, prog.stage(*ADAPT_SPAN),
                                                   model_path=str(model_path))  # finds its source memory
         start = ADAPT_SPAN[1] if req.adapt else ADAPT_SPAN[0]
-        prog(start, "Preparing the model to run (a model's first use on the CPU exports it to ONNX once, "
-                    "10-60 s)")
-        backend = make_backend(model, card, model_path if not req.adapt else None,
-                               backend=_backend_name(req, inp.width * inp.height), device=req.device)
+        name = _backend_name(req, inp.width * inp.height)
+        weights_file = model_path if not req.adapt else None
+        prog(start, _preparing_text(model, card, weights_file, name, req.device))
+        backend = make_backend(model, card, weights_file, backend=name, device=req.device)
         settings = default_settings(req, backend, input_multiple(model), inp.width, inp.height,
                                     card.architecture)
         metadata = _metadata(req, card, model_path, profile, reason, stats, backend, settings)
@@ -89,6 +89,22 @@ def checkpoint_stats(policy, card) -> Stats | None:
                        "(the default, as it was trained), or give 'fbp', a city name or 8 numbers.")
     return Stats(FBP_SOURCE_STATS.mean, FBP_SOURCE_STATS.std,
                  "fbp (the model carries no statistics of its own: the FBP source statistics are used)")
+
+
+def _preparing_text(model, card, weights_file, backend: str, device: str) -> str:
+    """The stage line while the backend is made: the ONNX export is announced only when one will run (the
+    onnx backend on the CPU, no export cached yet), not for torch, a GPU or a cached export."""
+    from ..inference.onnx_cache import cached_onnx
+    from ..models.devices import pick_device
+
+    if backend == "torch" or (backend == "auto" and pick_device(device) == "cuda"):
+        return "Loading the model"
+    try:
+        if cached_onnx(model, card, weights_file) is not None:
+            return "Loading the model's fast CPU form (ONNX, exported earlier)"
+    except OSError:
+        pass
+    return "Preparing the model to run (its first use on the CPU exports it to ONNX once, 10-60 s)"
 
 
 def _backend_name(req: MapRequest, pixels: int) -> str:

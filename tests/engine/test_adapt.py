@@ -168,10 +168,23 @@ def test_mapping_with_quick_adaptation_runs_small_rasters_in_torch_and_says_what
                adapt=AdaptOptions(iterations=1, batch_size=2, patch=64))
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_auto.tif"), **req),
                                 lambda f, m: messages.append(m))
-    assert res.backend == "torch" and "Preparing the model to run" in " ".join(messages)
+    assert res.backend == "torch" and "Loading the model" in messages
+    assert not any("ONNX" in m for m in messages)  # torch: no export to announce
     monkeypatch.setattr(mapping_run, "ADAPTED_ONNX_MIN_PIXELS", 0)
-    res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_big.tif"), **req))
+    messages.clear()
+    res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_big.tif"), **req),
+                                lambda f, m: messages.append(m))
     assert res.backend == "onnx"
+    # the adapted weights' export: announced as to come, or as cached by an earlier run of the same weights
+    assert any(m in messages for m in ("Preparing the model to run (its first use on the CPU exports it to "
+                                       "ONNX once, 10-60 s)",
+                                       "Loading the model's fast CPU form (ONNX, exported earlier)"))
+    plain = {k: v for k, v in req.items() if k != "adapt"}
+    for _ in range(2):  # a file's export is cached beside it: the second run says so
+        messages.clear()
+        mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_file.tif"), backend="onnx", **plain),
+                              lambda f, m: messages.append(m))
+    assert "Loading the model's fast CPU form (ONNX, exported earlier)" in messages
     res = mapping.map_landcover(mapping.MapRequest(output=str(d / "qa_onnx.tif"), backend="torch", **req))
     assert res.backend == "torch"
 
