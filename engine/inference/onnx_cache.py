@@ -59,9 +59,11 @@ def _cache_folders(model_path: str | os.PathLike | None) -> list[Path]:
     return folders
 
 
-def cached_onnx(model: Any, card: ModelCard, model_path: str | os.PathLike | None) -> Path | None:
-    """The ONNX file already exported for this checkpoint, or None (then the first CPU run exports it)."""
-    name = onnx_cache_name(model, card, model_path)
+def cached_onnx(model: Any, card: ModelCard, model_path: str | os.PathLike | None,
+                name: str | None = None) -> Path | None:
+    """The ONNX file already exported for this checkpoint (``name``: its cache name when known), or None
+    (then the first CPU run exports it)."""
+    name = name or onnx_cache_name(model, card, model_path)
     return next((folder / name for folder in _cache_folders(model_path) if (folder / name).is_file()), None)
 
 
@@ -71,7 +73,7 @@ def onnx_model_path(model: Any, card: ModelCard, model_path: str | os.PathLike |
 
     name = onnx_cache_name(model, card, model_path)
     folders = _cache_folders(model_path)
-    found = cached_onnx(model, card, model_path)
+    found = cached_onnx(model, card, model_path, name)
     if found is not None:
         return found
     last_error: Exception | None = None

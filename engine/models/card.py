@@ -114,13 +114,23 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}  # (real path, size, mtime ns) -> digest
+
+
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file, read in 1 MiB blocks; remembered while its size and mtime stay the same (one run
+    asks for a checkpoint's digest several times: the ONNX cache key, the stage text, the metadata)."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if len(_SHA256_CACHE) >= 64:
+            _SHA256_CACHE.clear()
+        _SHA256_CACHE[key] = digest.hexdigest()
+    return _SHA256_CACHE[key]
 
 
 def model_stem(path: str | os.PathLike) -> str:
