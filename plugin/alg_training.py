@@ -200,7 +200,7 @@ class TrainSourceModel(FbpAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.require_engine()
         from ..engine.training.source_memory import memory_path
-        from ..engine.training.train import train_source
+        from ..engine.training.train import train_source, trained_words
 
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         bridge = FeedbackBridge(feedback)
@@ -210,9 +210,7 @@ class TrainSourceModel(FbpAlgorithm):
             progress=bridge.progress, is_cancelled=bridge.is_cancelled)
         p = card.provenance if isinstance(card.provenance, dict) else {}
         miou = p.get("val_miou")
-        feedback.pushInfo(f"Trained {p.get('epochs')} epoch(s), {p.get('iterations')} iteration(s); "
-                          f"validation mIoU {miou if miou is not None else 'n/a'} "
-                          f"(best epoch {p.get('best_epoch')}).")
+        feedback.pushInfo(trained_words(p) + ".")
         name = self.run_engine(register_model, out, feedback) \
             if self.parameterAsBool(parameters, "REGISTER", context) else None
         memory = memory_path(out)

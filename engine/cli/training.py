@@ -59,12 +59,12 @@ def cmd_train(args, progress) -> int:
     card = train_source(source, out, config, progress=progress)
     progress.close()
     from ..training.source_memory import memory_path
+    from ..training.train import trained_words
 
     p = card.provenance
     arch = card.architecture + (f"/{card.smp_arch}/{card.encoder}" if card.smp_arch else "")
     print(f"Model: {out} ({arch})")
-    print(f"  trained {p.get('epochs')} epoch(s), {p.get('iterations')} iteration(s); "
-          f"validation mIoU {p.get('val_miou', float('nan')):.4f} (best epoch {p.get('best_epoch')})")
+    print(f"  {trained_words(p)}")
     print(f"  source memory: {memory_path(out)}")
     return EXIT_OK
 

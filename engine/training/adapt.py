@@ -40,14 +40,22 @@ REJECTED = "the source model (the guard rejected the adaptation)"
 
 # ---- BatchNorm ------------------------------------------------------------------------------------------
 
-def bn_adapt(model, batches, device: str) -> int:
+def bn_adapt(model, batches, device: str, target_share: float = 1.0) -> int:
     """Re-estimate every BatchNorm's running statistics from target batches (cumulative average). Returns
-    #batches."""
+    #batches.
+
+    ``target_share`` < 1 keeps part of the source statistics: mean and variance become
+    (1 − s)·source + s·target, the prior of Schneider et al. (2020), "Improving robustness against common
+    corruptions by covariate shift adaptation".
+    """
     torch = import_torch()
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return 0
+    if not 0.0 <= target_share <= 1.0:
+        raise FbpError(f"The share of target statistics must be in [0, 1], got {target_share}.")
     saved = [m.momentum for m in bns]
+    source = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
@@ -57,6 +65,9 @@ def bn_adapt(model, batches, device: str) -> int:
         for x in batches:
             model(x.to(device))
             n += 1
+        for m, (mean, var) in zip(bns, source, strict=True):
+            m.running_mean.mul_(target_share).add_(mean.to(m.running_mean.device), alpha=1.0 - target_share)
+            m.running_var.mul_(target_share).add_(var.to(m.running_var.device), alpha=1.0 - target_share)
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     model.eval()
@@ -78,7 +89,7 @@ def _bn_stage(model, target, opts: AdaptOptions, stage: Progress, device: str) -
             stage(k / n, f"Re-estimating BatchNorm statistics on the target: batch {k + 1} of {n}")
             yield target.batch(opts.batch_size)[0]
 
-    return bn_adapt(model, batches(), device)
+    return bn_adapt(model, batches(), device, opts.bn_target_share)
 
 
 # ---- the adaptation loop -------------------------------------------------------------------------------
@@ -133,18 +144,34 @@ class _Budget:
         return round(time.monotonic() - self.t0, 3)
 
 
+def _resolved(opts: AdaptOptions) -> AdaptOptions:
+    """``dpa-reference`` is Siamese DPA exactly as the authors: no teacher, no mixing, no class quota."""
+    from .config import MIXES
+
+    if opts.mix not in MIXES:
+        raise FbpError(f"The mixing {opts.mix!r} is not known; use one of {', '.join(MIXES)}.")
+    if opts.method == "dpa-reference":
+        return replace(opts, method="siamese", teacher=0.0, mix="none", class_quota=False)
+    return opts
+
+
 def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Progress, device: str) -> dict:
     """Adapt ``model`` in place. target: TargetSampler; source: callable n -> (x, y) tensors, or None.
 
-    Returns what happened: iterations done, final share, method, seconds.
+    Returns what happened: iterations done, final share, method (with its teacher and mixing), seconds.
     """
     from .dpa import ratio_at_iteration
+    from .teacher import MeanTeacher
 
+    torch = import_torch()
+    requested = opts.method
+    opts = _resolved(opts)
     method = _method(opts.method, source is not None)
     model.to(device)
     weights = weights.to(device)
     budget = _Budget(opts)
-    info: dict[str, Any] = {"method": method, "iterations": 0, "final_pseudo_label_share": 0.0}
+    info: dict[str, Any] = {"method": requested if requested == "dpa-reference" else method, "iterations": 0,
+                            "final_pseudo_label_share": 0.0}
     if method in BN_METHODS:
         info["bn_batches"] = _bn_stage(model, target, opts, prog.stage(0.0, 0.1 if method != "bn" else 1.0),
                                        device)
@@ -153,75 +180,150 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
             return info
         prog = prog.stage(0.1, 1.0)
     anchor = _frozen_copy(model) if method == "bn+kl" else None
+    teacher = MeanTeacher(model, opts.teacher) if opts.teacher and method != "tent" else None
+    mix = opts.mix if method == "siamese" else "none"
+    if teacher is not None:
+        info["teacher"] = opts.teacher
+    if mix != "none":
+        info["mix"] = mix
+    params = _bn_affine(model) if method == "tent" else None
     opt = Optimisation(model, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay,
-                       device=device,
-                       amp=opts.amp)
+                       device=device, amp=opts.amp, params=params)
     opt.schedule(budget.total_for, opts.poly_power)
     model.train()
     if method in ("bn+kl", "bn+pseudo"):
         _freeze_bn(model)  # keep the target statistics just estimated; small batches would make them noisy
+    generator = torch.Generator().manual_seed(opts.seed)
     i, share, last_loss = 0, 0.0, float("nan")
-    while budget.more(i):
-        share = ratio_at_iteration(i, budget.total_for(i), opts.factor, opts.steps)
-        opt.at(i)
-        xt, vt = target.batch(opts.batch_size)
-        xt, vt = xt.to(device), vt.to(device)
-        opt.zero_grad()
-        if method == "siamese":
-            loss = _siamese_loss(model, opt, xt, vt, source, weights, share, opts, device)
-        else:
-            loss = _self_training_loss(model, opt, xt, vt, anchor, weights, share, opts)
-        opt.step(loss)
-        last_loss = float(loss.detach())
-        i += 1
-        prog(budget.fraction(i),
-             f"Adapting: iteration {i} of {budget.shown()}, pseudo-label share {share:.1%}, "
-             f"loss {last_loss:.4f}")
+    try:
+        while budget.more(i):
+            share = ratio_at_iteration(i, budget.total_for(i), opts.factor, opts.steps)
+            opt.at(i)
+            xt, vt = target.batch(opts.batch_size)
+            xt, vt = xt.to(device), vt.to(device)
+            opt.zero_grad()
+            if method == "siamese":
+                loss = _siamese_loss(model, opt, xt, vt, source, weights, share, opts, device, teacher, mix,
+                                     generator)
+            elif method == "tent":
+                loss = _entropy_loss(model, opt, xt, vt)
+            else:
+                loss = _self_training_loss(model, opt, xt, vt, anchor, weights, share, opts, teacher)
+            opt.step(loss)
+            if teacher is not None:
+                teacher.update(model)
+            last_loss = float(loss.detach())
+            i += 1
+            prog(budget.fraction(i),
+                 f"Adapting: iteration {i} of {budget.shown()}, "
+                 + ("" if method == "tent" else f"pseudo-label share {share:.1%}, ")
+                 + f"loss {last_loss:.4f}")
+    finally:
+        if params is not None:
+            for p in model.parameters():
+                p.requires_grad_(True)
     model.eval()
-    info.update(iterations=i, final_pseudo_label_share=round(float(share), 6), final_loss=last_loss,
-                seconds=budget.seconds())
+    info.update(iterations=i, final_pseudo_label_share=round(float(share), 6) if method != "tent" else 0.0,
+                final_loss=last_loss, seconds=budget.seconds())
     return info
 
 
 def _frozen_copy(model):
-    anchor = copy.deepcopy(model).eval()
-    for p in anchor.parameters():
+    from .teacher import frozen_copy
+
+    return frozen_copy(model)
+
+
+def _bn_affine(model) -> list:
+    """TENT: only the BatchNorm layers' scale and shift are trained (the others need no gradient); BatchNorm
+    normalises with each batch's own statistics (train mode)."""
+    torch = import_torch()
+    for p in model.parameters():
         p.requires_grad_(False)
-    return anchor
+    params = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine:
+            for p in (m.weight, m.bias):
+                p.requires_grad_(True)
+                params.append(p)
+    if not params:
+        raise FbpError("TENT adapts the BatchNorm layers' scale and shift, and this model has none; "
+                       "use bn+kl.")
+    return params
+
+
+def _pseudo_logits(model, opt: Optimisation, x, teacher, given=None):
+    """The logits pseudo-labels come from: the teacher's, else ``given`` (the student's, detached), else a
+    forward pass of the student without gradients."""
+    torch = import_torch()
+    if teacher is not None:
+        with opt.autocast():
+            return teacher.logits(x)
+    if given is not None:
+        return given.detach()
+    with torch.no_grad(), opt.autocast():
+        return model(x)
 
 
 def _siamese_loss(model, opt: Optimisation, xt, vt, source, weights, share: float, opts: AdaptOptions,
-                  device):
-    """One network over the concatenated source and target batches (BatchNorm over the mixed batch)."""
+                  device, teacher=None, mix: str = "none", generator=None):
+    """One network over the concatenated source and target batches (BatchNorm over the mixed batch).
+
+    With ``mix`` = classmix the target half of the batch is the ClassMix of source into target patches,
+    labelled by the source labels and the target's pseudo-labels (from the teacher when there is one).
+    """
     from .dpa import assign_pseudo_labels
     from .losses import dpa_loss
+    from .mixing import class_mix
 
     torch = import_torch()
     xs, ys = source(opts.source_batch_size or opts.batch_size)
     xs, ys = xs.to(device), ys.to(device)
+    if mix == "none" and teacher is None:
+        with opt.autocast():
+            logits = model(torch.cat([xs, xt], dim=0))
+        ls, lt = logits[: xs.shape[0]], logits[xs.shape[0]:]
+        pseudo = assign_pseudo_labels(lt.detach(), share, opts.class_quota, valid=vt)
+        return dpa_loss(ls, ys, lt, pseudo, weights)[0]
+    pseudo = assign_pseudo_labels(_pseudo_logits(model, opt, xt, teacher).float(), share, opts.class_quota,
+                                  valid=vt)
+    if mix != "none":
+        xt, pseudo, _ = class_mix(xs, ys, xt, pseudo, generator)
     with opt.autocast():
         logits = model(torch.cat([xs, xt], dim=0))
     ls, lt = logits[: xs.shape[0]], logits[xs.shape[0]:]
-    pseudo = assign_pseudo_labels(lt.detach(), share, opts.class_quota, valid=vt)
     return dpa_loss(ls, ys, lt, pseudo, weights)[0]
 
 
-def _self_training_loss(model, opt: Optimisation, xt, vt, anchor, weights, share: float, opts: AdaptOptions):
-    """Source-free: the target's own pseudo-labels, plus the KL anchor to the frozen model when there is
-    one."""
+def _self_training_loss(model, opt: Optimisation, xt, vt, anchor, weights, share: float, opts: AdaptOptions,
+                        teacher=None):
+    """Source-free: the target's own pseudo-labels (the teacher's when there is one), plus the KL anchor to
+    the frozen model when there is one."""
     from .dpa import assign_pseudo_labels
     from .losses import kl_anchor, weighted_ce
 
     torch = import_torch()
     with opt.autocast():
         lt = model(xt)
-    pseudo = assign_pseudo_labels(lt.detach(), share, opts.class_quota, valid=vt)
+    pseudo = assign_pseudo_labels(_pseudo_logits(model, opt, xt, teacher, lt).float(), share,
+                                  opts.class_quota, valid=vt)
     loss = weighted_ce(lt, pseudo, weights)
     if anchor is not None:
         with torch.no_grad(), opt.autocast():
             ref = anchor(xt)
         loss = loss + opts.kl_weight * kl_anchor(lt, ref, vt)
     return loss
+
+
+def _entropy_loss(model, opt: Optimisation, xt, vt):
+    """TENT (Wang et al. 2021): the mean normalised entropy of the predictions over valid pixels."""
+    from .dpa import normalized_entropy
+
+    with opt.autocast():
+        lt = model(xt)
+    ent = normalized_entropy(lt)
+    valid = vt.to(ent.device, import_torch().bool)
+    return ent[valid].mean() if bool(valid.any()) else ent.sum() * 0.0
 
 
 # ---- source branches ------------------------------------------------------------------------------------
@@ -404,7 +506,7 @@ def _adapted_card(card: ModelCard, model_path, target, src: _Source, opts: Adapt
         "adapted_to": [str(p) for p in target.paths],
         "target_sensors": [getattr(p, "name", None) for p in target.profiles],
         "target_gsd": [float(getattr(i, "gsd", 0.0) or 0.0) for i in target.inputs],
-        "source_used": src.description,
+        "source_used": source_words(src.description, run.get("method")),
         "factor": opts.factor, "class_quota": opts.class_quota, "lr": opts.lr,
         "batch_size": opts.batch_size, "source_batch_size": opts.source_batch_size or opts.batch_size,
         "seed": opts.seed,
@@ -438,11 +540,20 @@ def quick_adapt_for_mapping(model, card: ModelCard, inp, stats, opts: AdaptOptio
         src.close()
     model = model.cpu().eval()
     provenance = dict(card.provenance) if isinstance(card.provenance, dict) else {}
-    provenance["quick_adaptation"] = {"image": str(getattr(inp, "path", "")), "source_used": src.description,
+    provenance["quick_adaptation"] = {"image": str(getattr(inp, "path", "")),
+                                      "source_used": source_words(src.description, info.get("method")),
                                       "patch": patch, **{k: v for k,
                                                          v in asdict(opts).items() if v is not None},
                                       **info}
     return model, ModelCard(**{**card.to_dict(), "stats": card.stats, "provenance": provenance})
+
+
+def source_words(description: str, method: str | None) -> str:
+    """What the run took from its source branch: all of it for Siamese DPA; for a source-free method only the
+    class counts of a source memory or dataset (its class weights), never its patches."""
+    if method in ("siamese", "dpa-reference") or description.startswith("none"):
+        return description
+    return f"only the class counts (for the class weights) of {description}; {method} uses no source patches"
 
 
 def describe(info: dict | None) -> str:

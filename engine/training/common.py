@@ -19,9 +19,11 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> f
     return base_lr * (1.0 - min(iteration, total) / max(1, total)) ** power
 
 
-def make_optimizer(model, lr: float, momentum: float = 0.9, weight_decay: float = 1e-5):
+def make_optimizer(model, lr: float, momentum: float = 0.9, weight_decay: float = 1e-5, params=None):
+    """SGD with Nesterov momentum over ``params`` (default: all of the model's parameters)."""
     torch = import_torch()
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True,
+    return torch.optim.SGD(model.parameters() if params is None else params, lr=lr, momentum=momentum,
+                           nesterov=True,
                            weight_decay=weight_decay)
 
 
@@ -35,11 +37,11 @@ class Optimisation:
     """
 
     def __init__(self, model, *, lr: float, momentum: float, weight_decay: float, device: str,
-                 amp: bool) -> None:
+                 amp: bool, params=None) -> None:
         torch = import_torch()
         self.torch = torch
         self.base_lr = lr
-        self.optimizer = make_optimizer(model, lr, momentum, weight_decay)
+        self.optimizer = make_optimizer(model, lr, momentum, weight_decay, params)
         self.amp = bool(amp and device.startswith("cuda"))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self._schedule: Any = None

@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 DEFAULT_ITERATIONS = 100  # adaptation iterations when neither iterations, epochs nor seconds are given
-METHODS = ("auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo")
+METHODS = ("auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo", "dpa-reference", "tent")  # new ones last:
+# Processing stores an enum by its number
+MIXES = ("none", "classmix")  # how source pixels are mixed into target patches (training/mixing.py)
 TRAIN_STATS = ("source", "scene")  # the fixed FBP statistics (as the reference), or each scene's own
 
 
@@ -68,9 +70,12 @@ class AdaptOptions:
     momentum: float = 0.9
     weight_decay: float = 1e-5
     poly_power: float = 0.9
-    method: str = "auto"  # one of METHODS
+    method: str = "auto"  # one of METHODS ("dpa-reference": siamese with teacher 0, mix none, no quota)
+    teacher: float = 0.0  # EMA momentum of a mean teacher that gives the pseudo-labels (0: the student's own)
+    mix: str = "none"  # one of MIXES (siamese only)
     kl_weight: float = 1.0
     bn_batches: int = 8
+    bn_target_share: float = 1.0  # of the re-estimated BatchNorm statistics; the rest stays the source's
     augment: bool = True
     amp: bool = True
     seed: int = 0

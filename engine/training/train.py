@@ -133,6 +133,20 @@ def _source_kind(scenes: Sequence, image: str) -> tuple[str, float, str]:
 
 # ---- source training --------------------------------------------------------------------------------
 
+def trained_words(provenance: dict) -> str:
+    """One sentence on a finished source training, from the kept (best) checkpoint's provenance: the epochs
+    run and which of them was kept, e.g. "Trained 6 epoch(s) of 20 iteration(s); kept epoch 4, the best on
+    validation (mIoU 0.2514)"."""
+    p = provenance if isinstance(provenance, dict) else {}
+    miou = p.get("val_miou")
+    words = f"Trained {p.get('epochs_planned', p.get('epochs'))} epoch(s)"
+    if p.get("iterations_per_epoch"):
+        words += f" of {p['iterations_per_epoch']} iteration(s)"
+    return words + (f"; kept epoch {p.get('best_epoch')}, the best on validation "
+                    f"(mIoU {miou:.4f})" if isinstance(miou, (int, float)) and p.get("best_epoch") else
+                    "; kept the last epoch (no validation score)")
+
+
 def train_source(source, out: str | os.PathLike, config: TrainConfig | None = None, *, progress=None,
                  is_cancelled=None, **overrides) -> ModelCard:
     """Train a model on labelled source data; writes ``out`` (best on validation mIoU),
@@ -204,9 +218,9 @@ class _SourceTraining:
             self.prog.check()
             self._end_epoch(epoch, val_now, loss)
         self._save_source_memory()
-        self.prog(1.0, f"Trained {self.cfg.epochs} epoch(s); "
-                       f"best validation mIoU {self.state['best_miou']:.4f}")
-        return read_card(self.out)
+        card = read_card(self.out)
+        self.prog(1.0, trained_words(card.provenance))
+        return card
 
     # ---- set-up
 
