@@ -15,7 +15,7 @@ from ..errors import FbpError
 from ..io.atomic import check_destination, check_outputs
 from ..models.devices import DEVICES
 from ..models.presets import PRESETS, preset
-from ..training.config import METHODS, TRAIN_STATS
+from ..training.config import METHODS, MIXES, TRAIN_STATS
 from ..training.fbp_dataset import IMAGE_KINDS
 from . import EXIT_OK
 
@@ -153,7 +153,8 @@ def cmd_adapt(args, progress) -> int:
         source = args.source
     given = {"iterations": args.iterations, "seconds": args.seconds, "method": args.method, "lr": args.lr,
              "batch_size": args.batch_size, "patch": args.patch, "device": args.device, "seed": args.seed,
-             "class_quota": args.class_quota}
+             "class_quota": args.class_quota, "teacher": args.teacher, "mix": args.mix,
+             "bn_target_share": args.bn_target_share}
     config = AdaptOptions(guard=not args.no_guard, **{k: v for k, v in given.items() if v is not None})
     card = adapt(args.model, list(args.target), out=out, config=config, source=source, sensor=args.sensor,
                  stats=args.stats, models_dir=args.models_dir, progress=progress)
@@ -247,6 +248,13 @@ def add_commands(sub) -> None:
     a.add_argument("--method", choices=METHODS)
     a.add_argument("--class-quota", type=float, metavar="SHARE",
                    help="reserve this share of the pseudo-labels for per-class quotas (0..1)")
+    a.add_argument("--teacher", type=float, metavar="MOMENTUM",
+                   help="pseudo-labels from a mean teacher, the EMA of the weights with this momentum (e.g. "
+                        "0.95; default 0: the student's own; bench/README.md)")
+    a.add_argument("--mix", choices=MIXES, help="Siamese: paste half of a source patch's classes onto each "
+                                                "target patch (classmix; default none)")
+    a.add_argument("--bn-target-share", type=float, metavar="SHARE",
+                   help="bn, bn+kl: the share of target statistics in the re-estimated BatchNorm (0..1)")
     a.add_argument("--lr", type=float)
     a.add_argument("--batch-size", type=int)
     a.add_argument("--patch", type=int)

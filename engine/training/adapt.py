@@ -175,6 +175,7 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     if method in BN_METHODS:
         info["bn_batches"] = _bn_stage(model, target, opts, prog.stage(0.0, 0.1 if method != "bn" else 1.0),
                                        device)
+        info["bn_target_share"] = opts.bn_target_share
         if method == "bn":
             info["seconds"] = budget.seconds()
             return info

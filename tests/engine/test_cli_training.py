@@ -67,17 +67,20 @@ def test_train_adapt_map_evaluate(tiny_data, run, tmp_path):
     assert card.architecture == "smp" and card.encoder == TINY_SMP["encoder"]
     assert card.arch_kwargs["decoder_channels"] == [32, 16, 8]
     assert card.provenance["iterations"] == 2 and card.provenance["patch"] == 64
-    assert "Model:" in out and "source memory" in out
+    assert "Model:" in out and "source memory" in out and "; kept epoch" in out
 
     again = run(*_train_args(d, model))
     assert again[0] == 1 and "already exists" in again[2]
 
     adapted = tmp_path / "a.fbpmodel"
     code, out, err = run("adapt", model, target, "-o", adapted, "--iterations", "2", "--patch", "64",
-                         "--batch-size", "2", "--device", "cpu", "--method", "bn+kl")
+                         "--batch-size", "2", "--device", "cpu", "--method", "bn+kl", "--teacher", "0.9",
+                         "--bn-target-share", "0.5")
     assert code == 0, err
     p = read_card(adapted).provenance
     assert p["method"] == "bn+kl" and p["iterations"] == 2 and p["adapted_to"] == [str(target)]
+    assert p["teacher"] == 0.9 and p["bn_target_share"] == 0.5
+    assert p["source_used"].startswith("only the class counts")
     assert "Adapted model:" in out
 
     code, out, err = run("adapt", model, target, "-o", tmp_path / "s.fbpmodel", "--iterations", "1",
