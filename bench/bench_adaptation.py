@@ -37,12 +37,12 @@ VARIANTS = {  # name -> adapt() options (None: no adaptation)
     "siamese+teacher+classmix": {"method": "siamese", "teacher": TEACHER, "mix": "classmix", "source": None},
     "siamese+teacher+classmix+quota": {"method": "siamese", "teacher": TEACHER, "mix": "classmix",
                                        "class_quota": 0.5, "source": None},
-    "bn": {"method": "bn", "source": False},
+    "bn": {"method": "bn", "bn_target_share": 1.0, "source": False},
     "tent": {"method": "tent", "source": False},
-    "bn+kl": {"method": "bn+kl", "source": False},
-    "bn+kl+teacher": {"method": "bn+kl", "teacher": TEACHER, "source": False},
+    "bn+kl": {"method": "bn+kl", "bn_target_share": 1.0, "source": False},
+    "bn+kl+teacher": {"method": "bn+kl", "bn_target_share": 1.0, "teacher": TEACHER, "source": False},
     "bn (half)": {"method": "bn", "bn_target_share": 0.5, "source": False},
-    "bn+kl (half)": {"method": "bn+kl", "bn_target_share": 0.5, "source": False},
+    "bn+kl (half)": {"method": "bn+kl", "bn_target_share": 0.5, "source": False},  # the default
     "bn+kl+teacher (half)": {"method": "bn+kl", "bn_target_share": 0.5, "teacher": TEACHER, "source": False},
 }
 SOURCE_FREE = ("bn", "tent", "bn+kl", "bn+kl+teacher", "bn (half)", "bn+kl (half)", "bn+kl+teacher (half)")

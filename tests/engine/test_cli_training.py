@@ -75,11 +75,11 @@ def test_train_adapt_map_evaluate(tiny_data, run, tmp_path):
     adapted = tmp_path / "a.fbpmodel"
     code, out, err = run("adapt", model, target, "-o", adapted, "--iterations", "2", "--patch", "64",
                          "--batch-size", "2", "--device", "cpu", "--method", "bn+kl", "--teacher", "0.9",
-                         "--bn-target-share", "0.5")
+                         "--bn-target-share", "1")
     assert code == 0, err
     p = read_card(adapted).provenance
     assert p["method"] == "bn+kl" and p["iterations"] == 2 and p["adapted_to"] == [str(target)]
-    assert p["teacher"] == 0.9 and p["bn_target_share"] == 0.5
+    assert p["teacher"] == 0.9 and p["bn_target_share"] == 1.0  # the default is 0.5
     assert p["source_used"].startswith("only the class counts")
     assert "Adapted model:" in out
 
