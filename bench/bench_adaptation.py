@@ -45,7 +45,6 @@ VARIANTS = {  # name -> adapt() options (None: no adaptation)
     "bn+kl (half)": {"method": "bn+kl", "bn_target_share": 0.5, "source": False},  # the default
     "bn+kl+teacher (half)": {"method": "bn+kl", "bn_target_share": 0.5, "teacher": TEACHER, "source": False},
 }
-SOURCE_FREE = ("bn", "tent", "bn+kl", "bn+kl+teacher", "bn (half)", "bn+kl (half)", "bn+kl+teacher (half)")
 
 
 def score(model: Path, image: Path, truth: Path, out: Path, sensor: str) -> dict:
@@ -75,18 +74,9 @@ def prepare(domain: str, seed: int, d: Path, recipe, log):
     else:
         import real_domains
 
-        from fbp_landcover.engine.training.config import TrainConfig
-        from fbp_landcover.engine.training.train import train_source
-
         data = real_domains.build(domain, d / "data", seed)
         sensor = data.sensor
-        train_source(data.train_pairs, model, TrainConfig(
-            architecture="smp", smp_arch=recipe.smp_arch, encoder=recipe.encoder,
-            arch_kwargs=recipe.arch_kwargs, epochs=1, iterations_per_epoch=recipe.iterations,
-            batch_size=recipe.batch_size, patch=recipe.patch,
-            lr=recipe.lr, class_aware=recipe.class_aware, stats="scene", val_patches=recipe.val_patches,
-            memory_count=recipe.memory_count, memory_size=recipe.patch, seed=seed, device="cpu", resume=False,
-            sensor=sensor))
+        train_with_recipe(data.train_pairs, model, recipe, seed, sensor=sensor)
         scenes = [("target", data.target_image, data.truth), ("control", data.control_image, data.truth)]
     log(f"{domain} seed {seed}: source model trained in {time.monotonic() - t:.0f} s")
     return model, sensor, scenes

@@ -64,9 +64,11 @@ QUICK = DemoRecipe(n_source=1, source_size=192, target_size=160, iterations=6, b
 
 
 def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device: str = "cpu",
-                      architecture: dict | None = None, name: str | None = None, progress=None):
-    """Train a source model on ``source_root`` with the recipe's budget (one epoch of recipe.iterations) and
-    its small U-Net, or ``architecture`` (TrainConfig's architecture, smp_arch, encoder, arch_kwargs)."""
+                      architecture: dict | None = None, name: str | None = None, progress=None,
+                      sensor: str = "auto"):
+    """Train a source model on ``source_root`` (an FBP folder, or (image, label) raster pairs read with
+    ``sensor``) with the recipe's budget (one epoch of recipe.iterations) and its small U-Net, or
+    ``architecture`` (TrainConfig's architecture, smp_arch, encoder, arch_kwargs)."""
     from ..training.config import TrainConfig
     from ..training.train import train_source
 
@@ -76,8 +78,9 @@ def train_with_recipe(source_root, out, recipe: DemoRecipe, seed: int, *, device
                          batch_size=recipe.batch_size, patch=recipe.patch, lr=recipe.lr,
                          class_aware=recipe.class_aware,
                          stats="scene", val_patches=recipe.val_patches, memory_count=recipe.memory_count,
-                         memory_size=recipe.patch, seed=seed, device=device, resume=False)
-    return train_source(str(source_root), out, config, progress=progress)
+                         memory_size=recipe.patch, seed=seed, device=device, resume=False, sensor=sensor)
+    source = source_root if isinstance(source_root, (list, tuple)) else str(source_root)
+    return train_source(source, out, config, progress=progress)
 
 
 def _check_out(out: Path, overwrite: bool) -> None:

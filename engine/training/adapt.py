@@ -161,7 +161,7 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     Returns what happened: iterations done, final share, method (with its teacher and mixing), seconds.
     """
     from .dpa import ratio_at_iteration
-    from .teacher import MeanTeacher
+    from .teacher import MeanTeacher, frozen_copy
 
     torch = import_torch()
     requested = opts.method
@@ -180,7 +180,7 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
             info["seconds"] = budget.seconds()
             return info
         prog = prog.stage(0.1, 1.0)
-    anchor = _frozen_copy(model) if method == "bn+kl" else None
+    anchor = frozen_copy(model) if method == "bn+kl" else None
     teacher = MeanTeacher(model, opts.teacher) if opts.teacher and method != "tent" else None
     mix = opts.mix if method == "siamese" else "none"
     if teacher is not None:
@@ -229,12 +229,6 @@ def run_adaptation(model, target, source, weights, opts: AdaptOptions, prog: Pro
     return info
 
 
-def _frozen_copy(model):
-    from .teacher import frozen_copy
-
-    return frozen_copy(model)
-
-
 def _bn_affine(model) -> list:
     """TENT: only the BatchNorm layers' scale and shift are trained (the others need no gradient); BatchNorm
     normalises with each batch's own statistics (train mode)."""
@@ -280,19 +274,17 @@ def _siamese_loss(model, opt: Optimisation, xt, vt, source, weights, share: floa
     torch = import_torch()
     xs, ys = source(opts.source_batch_size or opts.batch_size)
     xs, ys = xs.to(device), ys.to(device)
-    if mix == "none" and teacher is None:
-        with opt.autocast():
-            logits = model(torch.cat([xs, xt], dim=0))
-        ls, lt = logits[: xs.shape[0]], logits[xs.shape[0]:]
-        pseudo = assign_pseudo_labels(lt.detach(), share, opts.class_quota, valid=vt)
-        return dpa_loss(ls, ys, lt, pseudo, weights)[0]
-    pseudo = assign_pseudo_labels(_pseudo_logits(model, opt, xt, teacher).float(), share, opts.class_quota,
-                                  valid=vt)
-    if mix != "none":
-        xt, pseudo, _ = class_mix(xs, ys, xt, pseudo, generator)
+    pseudo = None  # the reference: from the student's logits of this very pass
+    if teacher is not None or mix != "none":
+        pseudo = assign_pseudo_labels(_pseudo_logits(model, opt, xt, teacher).float(), share,
+                                      opts.class_quota, valid=vt)
+        if mix != "none":
+            xt, pseudo, _ = class_mix(xs, ys, xt, pseudo, generator)
     with opt.autocast():
         logits = model(torch.cat([xs, xt], dim=0))
     ls, lt = logits[: xs.shape[0]], logits[xs.shape[0]:]
+    if pseudo is None:
+        pseudo = assign_pseudo_labels(lt.detach(), share, opts.class_quota, valid=vt)
     return dpa_loss(ls, ys, lt, pseudo, weights)[0]
 
 
