@@ -151,6 +151,13 @@ def child(method: str, raster: str, model: str, out: str) -> dict:
         from fbp_landcover.engine.training.config import AdaptOptions
 
         kw = json.loads(method.split(":", 1)[1]) if ":" in method else {}
+        if kw.pop("full_resolution_blend", False):  # the blend before the coarse one: every window upsampled
+            import dataclasses
+
+            from fbp_landcover.engine.mapping import run as mapping_run
+
+            plain = mapping_run.default_settings
+            mapping_run.default_settings = lambda *a, **k: dataclasses.replace(plain(*a, **k), coarse=False)
         if "adapt" in kw:
             kw["adapt"] = AdaptOptions(**kw["adapt"])
         # Warm-up on a small raster: the one-off ONNX export is cached beside the checkpoint, not timed here.

@@ -1,5 +1,9 @@
 """Inference backends: a normalised (N,4,h,w) float32 batch in, (N,25,h,w) float32 softmax probabilities out.
 
+A model whose head ends by upsampling (``scale`` 4: the smp FPN) also gives its probabilities before that
+upsampling (``coarse``, (N,25,h/4,w/4)), which the CPU mapping blends at that resolution (inference.predict);
+the ONNX export is that coarse form, and the full-resolution call upsamples it with the model's own module.
+
 - torch on CUDA (autocast bf16 or fp16, channels_last, inference_mode) when a CUDA device is present;
 - onnxruntime on the CPU: the model (with its softmax) exported once per checkpoint (onnx_cache);
 - torch on the CPU (fp32) otherwise.
@@ -29,9 +33,14 @@ class Backend:
     name: str  # "torch" | "onnx"
     device: str  # "cpu" | "cuda"
     reason: str  # one line for the user: why this backend/device
+    scale: int = 1  # input pixels per coarse output pixel along each axis (``coarse``)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def coarse(self, batch: np.ndarray) -> np.ndarray:
+        """(N,25,h/scale,w/scale) probabilities before the head's final upsampling (= the call at 1)."""
+        return self(batch)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} on {self.device}: {self.reason}>"
@@ -47,7 +56,7 @@ class TorchBackend(Backend):
         self.reason = reason
         self._torch = torch
         self._device = torch.device(device)
-        from ..models import probability_model
+        from ..models import output_scale, probability_model
 
         self.model = model.eval().to(self._device)
         self._amp_dtype = None
@@ -56,7 +65,10 @@ class TorchBackend(Backend):
         if device == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
             self._amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self._probabilities = probability_model(self.model)  # the same function the ONNX export computes
+        self._probabilities = probability_model(self.model)
+        # The CPU mapping blends the coarse probabilities; a GPU blends at full resolution on the device.
+        self.scale = output_scale(self.model) if device == "cpu" else 1
+        self._coarse = probability_model(self.model, coarse=True)  # the function the ONNX export computes
 
     def device_probabilities(self, x: Any) -> Any:
         """Normalised float32 tensor (N,4,h,w) on this backend's device -> softmax probabilities there."""
@@ -72,11 +84,18 @@ class TorchBackend(Backend):
         x = self._torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         return self.device_probabilities(x.to(self._device, non_blocking=True)).cpu().numpy()
 
+    def coarse(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device)
+            return self._coarse(x).cpu().numpy()
+
 
 class OnnxBackend(Backend):
     """onnxruntime on the CPU with as many intra-op threads as there are CPU cores."""
 
-    def __init__(self, onnx_path: Path, reason: str) -> None:
+    def __init__(self, onnx_path: Path, reason: str, upsample: Any = None) -> None:
+        """``upsample``: the model's final upsampling when the export is its coarse form (scale > 1)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -91,10 +110,20 @@ class OnnxBackend(Backend):
         self.name = "onnx"
         self.device = "cpu"
         self.reason = reason
+        self._upsample = upsample
+        self.scale = int(upsample.scale_factor) if upsample is not None else 1
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def coarse(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         return self.session.run(None, {self._input: x})[0].astype(np.float32, copy=False)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        probs = self.coarse(batch)
+        if self._upsample is None:
+            return probs
+        torch = import_torch()
+        with torch.inference_mode():
+            return self._upsample(torch.from_numpy(probs)).numpy()
 
 
 def make_backend(
@@ -125,8 +154,11 @@ def make_backend(
     if backend == "torch":
         return TorchBackend(model, "cpu", f"{cpu_why}; torch (fp32)")
     try:
+        from ..models import final_upsample
+
         onnx_path = onnx_model_path(model, card, model_path)
-        return OnnxBackend(onnx_path, f"{cpu_why}; onnxruntime ({os.cpu_count()} threads)")
+        return OnnxBackend(onnx_path, f"{cpu_why}; onnxruntime ({os.cpu_count()} threads)",
+                           final_upsample(model))
     except Exception as exc:  # any failure falls back to torch, with the reason
         if backend == "onnx":
             if isinstance(exc, FbpError):

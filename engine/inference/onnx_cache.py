@@ -21,7 +21,8 @@ from ..torch_import import import_torch
 ONNX_OPSET = 18
 # Part of the cache key: bump it when export_onnx changes what it writes, so old exports are replaced.
 # 2: softmax written out as exp/sum. 3: softmax before a head's final upsampling (models.probability_model).
-EXPORT_VERSION = 3
+# 4: a head's final upsampling left out (the coarse probabilities; the backend upsamples when asked).
+EXPORT_VERSION = 4
 
 
 def cache_dir() -> Path:
@@ -101,8 +102,8 @@ def _remove_stale(folder: Path, keep: str) -> None:
 
 
 def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> None:
-    """Export ``probability_model(model)`` (softmax probabilities, engine.models) to ONNX with dynamic
-    batch, height and width (weights inline).
+    """Export ``probability_model(model, coarse=True)`` (softmax probabilities, before a head's final
+    upsampling where it has one: engine.models) to ONNX with dynamic batch, height and width (weights inline).
 
     The softmax is written as exp(x - max) / sum: onnxruntime runs ONNX Softmax over axis 1 of an NCHW
     tensor by transposing, which cost most of a compact model's time; the element-wise form agrees to
@@ -111,7 +112,7 @@ def export_onnx(model: Any, path: str | os.PathLike, example_size: int = 64) -> 
 
     torch = import_torch()
     model = model.eval().to("cpu")
-    wrapper = probability_model(model)
+    wrapper = probability_model(model, coarse=True)
     dynamic = torch.export.Dim.DYNAMIC
     example = torch.zeros(1, 4, example_size, example_size)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

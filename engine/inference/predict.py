@@ -8,6 +8,11 @@ A reader thread reads and prepares the next batch of windows while the model run
 Two stitching modes:
 - ``blend`` (default): overlapping windows, probabilities weighted by smooth separable ramps
   (inference.tiling) and normalised, so there are no seams and no edge artefacts.
+  A model whose head scores at 1/4 resolution and upsamples (backend.scale 4, the smp FPN) is blended at
+  that resolution on the CPU: the window grid of a (width/4, height/4) map, a 1/16 accumulator (a whole
+  scene is one panel), and finished rows upsampled once, only where classes change (inference.classify),
+  in a finisher thread while the model runs. The classes are exactly those of the bilinear (half-pixel)
+  upsampling of the blend.
 - ``centre-crop``: the authors' reference scheme, reproduced pixel for pixel: the 0..1 image is
   zero-padded by 128 pixels on the top and left (before normalisation), 512 windows at stride 256,
   only the central 256x256 of each window kept, argmax over channels 1..24.
@@ -19,19 +24,19 @@ classes (and float confidences) come back — no per-window host round trip of 2
 
 from __future__ import annotations
 
-import math
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..classes import NUM_OUTPUTS
 from ..io.normalize import Stats, normalize
 from ..progress import Progress
+from .classify import LOG2_CLASSES, CoarseRows, classes_and_confidence
 from .tiling import axis_starts, axis_weight_sum, axis_weights
 
-LOG2_CLASSES = math.log2(NUM_OUTPUTS)
 STITCH_MODES = ("blend", "centre-crop")
 
 # Writer callback: (x, y, classes uint8 (h, w), confidence float32 (h, w) or None).
@@ -47,6 +52,9 @@ class PredictSettings:
     stitch: str = "blend"  # "blend" | "centre-crop"
     memory_budget_mb: int = 384  # for the blending accumulator (wider rasters are split into panels)
     confidence: bool = False
+    # Blend a model's coarse probabilities (backend.scale > 1: the FPN's 1/4) and upsample once, instead of
+    # upsampling every window (inference.classify); needs window and overlap to be multiples of the scale.
+    coarse: bool = True
 
     @property
     def rows(self) -> int:
@@ -59,41 +67,14 @@ class PredictSettings:
         return max(self.window, min(width, span - self.window))
 
 
-def argmax_classes(scores: np.ndarray) -> np.ndarray:
-    """uint8 argmax over channels 1..24 of (25, h, w) scores, the first maximum on ties (as np.argmax).
-
-    A loop over channels on contiguous planes: faster than np.argmax over axis 0, which walks the channels
-    with a stride of h*w (bench/README.md).
-    """
-    best = scores[1].copy()
-    classes = np.ones(best.shape, dtype=np.uint8)
-    higher = np.empty(best.shape, dtype=bool)
-    for c in range(2, scores.shape[0]):
-        np.greater(scores[c], best, out=higher)
-        np.copyto(classes, np.uint8(c), where=higher)
-        np.maximum(best, scores[c], out=best)
-    return classes
-
-
-def classes_and_confidence(probs: np.ndarray, want_confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class = argmax over channels 1..24 (0 is never predicted); confidence = 1 - normalised entropy.
-
-    ``probs`` is (25, h, w) and sums to one over the first axis.
-    """
-    classes = argmax_classes(probs)
-    if not want_confidence:
-        return classes, None
-    p = np.clip(probs, 1e-12, 1.0)
-    entropy = -(probs * np.log2(p)).sum(axis=0) / LOG2_CLASSES
-    return classes, np.clip(1.0 - entropy, 0.0, 1.0).astype(np.float32)
-
-
 class _HostOps:
-    """Blending with numpy on the host; the backend takes and returns numpy arrays."""
+    """Blending with numpy on the host; the backend takes and returns numpy arrays (``coarse``: the backend's
+    coarse probabilities)."""
 
-    def __init__(self, backend, stats: Stats) -> None:
+    def __init__(self, backend, stats: Stats, coarse: bool = False) -> None:
         self.backend = backend
         self.stats = stats
+        self.coarse = coarse
 
     def prepare(self, data: np.ndarray, valid: np.ndarray, fill_invalid: bool) -> np.ndarray:
         # nodata and outside become the scene's mean, so they do not sway their neighbours (not in
@@ -102,7 +83,7 @@ class _HostOps:
         return normalize(data, self.stats.mean, self.stats.std, valid if fill_invalid else None)
 
     def run(self, batch: list[np.ndarray]):
-        return self.backend(np.stack(batch))
+        return (self.backend.coarse if self.coarse else self.backend)(np.stack(batch))
 
     def zeros(self, shape):
         return np.zeros(shape, dtype=np.float32)
@@ -177,14 +158,30 @@ def predict(inp, backend, stats: Stats, settings: PredictSettings, sink: BlockSi
             progress: Progress | None = None) -> None:
     """Map ``inp`` (a ModelInput) with ``backend`` and hand finished blocks to ``sink``."""
     progress = progress or Progress()
-    ops = _DeviceOps(backend, stats) if getattr(backend, "device_blend", False) else _HostOps(backend, stats)
+    scale = coarse_scale(backend, settings)
+    if getattr(backend, "device_blend", False):
+        ops = _DeviceOps(backend, stats)
+    else:
+        ops = _HostOps(backend, stats, coarse=scale > 1)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fbp-reader") as reader:
-        if settings.stitch == "blend":
+        if settings.stitch == "blend" and scale > 1:
+            _predict_blend_coarse(inp, ops, settings, sink, progress, reader, scale)
+        elif settings.stitch == "blend":
             _predict_blend(inp, ops, settings, sink, progress, reader)
         elif settings.stitch == "centre-crop":
             _predict_centre_crop(inp, ops, settings, sink, progress, reader)
         else:
             raise ValueError(f"unknown stitch mode {settings.stitch!r}")
+
+
+def coarse_scale(backend, settings: PredictSettings) -> int:
+    """The scale the blend runs at: the backend's coarse scale when the settings allow it, else 1."""
+    scale = getattr(backend, "scale", 1)
+    if (scale <= 1 or not settings.coarse or settings.stitch != "blend"
+            or getattr(backend, "device_blend", False)
+            or any(v % scale for v in (settings.window, settings.rows, settings.overlap))):
+        return 1
+    return scale
 
 
 def _run_batches(windows, read, ops, batch_size: int, progress: Progress, counter: list[int], total: int,
@@ -232,11 +229,99 @@ def _predict_blend(inp, ops, settings, sink, progress, reader) -> None:
         progress.check()
 
 
+def _predict_blend_coarse(inp, ops, settings, sink, progress, reader, scale: int) -> None:
+    """The blend at the model's coarse resolution: the window grid of a (width/s, height/s) map, each window's
+    coarse probabilities weighted and accumulated there (1/s² of the memory traffic), finished coarse rows
+    normalised and upsampled once into classes (inference.classify.CoarseRows) by a finisher thread while the
+    model runs on the next windows; the sink stays on this thread. A panel takes the windows of one coarse
+    column beyond each of its sides too, so the columns its interpolation reads are complete."""
+    s = scale
+    wc, hc = -(-inp.width // s), -(-inp.height // s)
+    coarse = replace(settings, window=settings.window // s, window_y=settings.rows // s,
+                     overlap=settings.overlap // s)
+    grid = _BlendGrid(wc, hc, coarse, margin=1)
+    total = sum(len(cols) for _, _, cols in grid.panels) * len(grid.ys)
+    counter = [0]
+
+    def read(wnd):
+        data, valid = inp.read(wnd[1] * s, wnd[2] * s, grid.win * s, grid.rows * s)
+        return ops.prepare(data, valid, True), valid
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fbp-finisher") as finisher:
+        for px0, px1, cols in grid.panels:
+            panel = _Panel(grid, ops, px0, px1, cols, track_valid=False)
+            x_a, x_b, c_a, c_b = px0 * s, min(inp.width, px1 * s), max(0, px0 - 1), min(wc, px1 + 1)
+            valid = _ValidRing(grid.rows * s + s, x_a, x_b)
+            rows_out = CoarseRows(s, inp.height, hc, wc, x_a, x_b, c_a, settings.confidence)
+            done_to = emitted = 0
+            pending: deque = deque()  # classification jobs, in row order
+            for r, y0 in enumerate(grid.ys):
+                windows = [(k, grid.xs[k], y0) for k in cols]
+                for (k, x0, _), v, probs in _run_batches(windows, read, ops, settings.batch_size, progress,
+                                                         counter, total, reader):
+                    panel.add(r, k, x0, y0, None, probs)
+                    valid.put(x0 * s, y0 * s, v)
+                end = grid.ys[r + 1] if r + 1 < len(grid.ys) else grid.height
+                for y, ring0, n in panel.take(done_to, end, chunk=32):
+                    # the full-resolution rows this push makes final (as CoarseRows decides), their validity
+                    to = inp.height if y + n >= hc else min(inp.height, s * (y + n) - s // 2)
+                    job = (rows_out, y, panel.normalised(y, ring0, n, c_a, c_b),
+                           valid.get(emitted, to - emitted), emitted)
+                    pending.append(finisher.submit(_finish_rows, *job))
+                    emitted = to
+                    _hand_over(pending, sink, x_a, keep=8)
+                done_to = max(done_to, end)
+            _hand_over(pending, sink, x_a, keep=0)
+            panel = None
+            progress.check()
+
+
+def _finish_rows(rows_out: CoarseRows, y: int, block: np.ndarray, valid: np.ndarray, valid_y: int) -> list:
+    """Upsample and classify coarse rows (in the finisher thread); invalid pixels become 0 (confidence -1)."""
+    out = []
+    for yf, classes, conf in rows_out.push(y, block):
+        ok = valid[yf - valid_y : yf - valid_y + classes.shape[0]]
+        classes[~ok] = 0
+        if conf is not None:
+            conf[~ok] = -1.0
+        out.append((yf, classes, conf))
+    return out
+
+
+def _hand_over(pending, sink: BlockSink, x: int, keep: int) -> None:
+    """Hand the finished rows of the oldest jobs to the sink, in order, until at most ``keep`` are pending
+    (the sink, which writes files, stays on this thread)."""
+    while pending and (len(pending) > keep or pending[0].done()):
+        for y, classes, conf in pending.popleft().result():
+            sink(x, y, classes, conf)
+
+
+class _ValidRing:
+    """Full-resolution validity of the columns [x_a, x_b) in a ring buffer of ``size`` rows."""
+
+    def __init__(self, size: int, x_a: int, x_b: int) -> None:
+        self.size, self.x_a, self.x_b = size, x_a, x_b
+        self.rows = np.zeros((size, x_b - x_a), dtype=bool)
+
+    def put(self, x: int, y: int, valid: np.ndarray) -> None:
+        a, b = max(x, self.x_a), min(x + valid.shape[1], self.x_b)
+        if b <= a:
+            return
+        for ring0, src0, n in _ring_slices(y, valid.shape[0], self.size):
+            self.rows[ring0 : ring0 + n, a - self.x_a : b - self.x_a] = valid[src0 : src0 + n, a - x : b - x]
+
+    def get(self, y: int, n: int) -> np.ndarray:
+        if n <= 0:
+            return np.zeros((0, self.x_b - self.x_a), dtype=bool)
+        return np.concatenate([self.rows[r0 : r0 + m] for r0, _, m in _ring_slices(y, n, self.size)])
+
+
 class _BlendGrid:
     """The blended window grid of a raster: window starts and weights per axis, their sums, and the column
     panels (output columns [px0, px1) with the window columns touching them) that bound the accumulator."""
 
-    def __init__(self, width: int, height: int, settings: PredictSettings) -> None:
+    def __init__(self, width: int, height: int, settings: PredictSettings, margin: int = 0) -> None:
+        """``margin``: a panel also takes the windows touching that many columns beyond each of its sides."""
         self.width, self.height, self.settings = width, height, settings
         self.win, self.rows, self.ov = settings.window, settings.rows, settings.overlap
         self.xs, self.ys = axis_starts(width, self.win, self.ov), axis_starts(height, self.rows, self.ov)
@@ -246,8 +331,8 @@ class _BlendGrid:
                                 k == len(self.ys) - 1) for k in range(len(self.ys))]
         step = settings.panel_width(width)
         self.panels = [(px0, min(width, px0 + step),
-                        [k for k, s in enumerate(self.xs) if s < min(width,
-                                                                     px0 + step) and s + self.win > px0])
+                        [k for k, s in enumerate(self.xs)
+                         if s < min(width, px0 + step) + margin and s + self.win > px0 - margin])
                        for px0 in range(0, width, step)]
 
 
@@ -255,16 +340,17 @@ class _Panel:
     """The blend of one column panel: a ring buffer of ``rows`` rows (probabilities and validity) spanning the
     panel's windows, filled window by window and emptied a band of finished rows at a time."""
 
-    def __init__(self, grid: _BlendGrid, ops, px0: int, px1: int, cols: list[int]) -> None:
+    def __init__(self, grid: _BlendGrid, ops, px0: int, px1: int, cols: list[int],
+                 track_valid: bool = True) -> None:
         self.grid, self.ops, self.px0, self.px1 = grid, ops, px0, px1
         self.span0 = grid.xs[cols[0]]
         span = grid.xs[cols[-1]] + grid.win - self.span0
         self.acc = ops.zeros((NUM_OUTPUTS, grid.rows, span))
-        self.valid = np.zeros((grid.rows, span), dtype=bool)
+        self.valid = np.zeros((grid.rows, span), dtype=bool) if track_valid else None
         self.wx = {k: axis_weights(grid.win, grid.ov, k == 0, k == len(grid.xs) - 1) for k in cols}
         self.weights: dict[tuple, object] = {}  # a window's 2-D weight depends only on which edges it touches
 
-    def add(self, r: int, k: int, x0: int, y0: int, valid: np.ndarray, probs) -> None:
+    def add(self, r: int, k: int, x0: int, y0: int, valid: np.ndarray | None, probs) -> None:
         """Blend the probabilities of the window in grid row ``r``, column ``k`` (top-left x0, y0) in."""
         grid, ops = self.grid, self.ops
         edges = (r == 0, r == len(grid.ys) - 1, k == 0, k == len(grid.xs) - 1)
@@ -276,22 +362,32 @@ class _Panel:
         ops.apply_weight(probs, weight, tuple(0 if edge else grid.ov for edge in edges))
         for ring0, src0, n in _ring_slices(y0, grid.rows, grid.rows):
             self.acc[:, ring0 : ring0 + n, c0 : c0 + grid.win] += probs[:, src0 : src0 + n]
-            self.valid[ring0 : ring0 + n, c0 : c0 + grid.win] = valid[src0 : src0 + n]
+            if self.valid is not None:
+                self.valid[ring0 : ring0 + n, c0 : c0 + grid.win] = valid[src0 : src0 + n]
+
+    def take(self, y_a: int, y_b: int, chunk: int = 64):
+        """Yield (y, ring row, n) for rows [y_a, y_b) in chunks of at most ``chunk`` rows (so the temporaries
+        stay small on wide panels); each chunk's ring rows are cleared once the caller has used them."""
+        for r0, s0, n in _ring_slices(y_a, y_b - y_a, self.grid.rows):
+            for k in range(0, n, chunk):
+                m = min(chunk, n - k)
+                yield y_a + s0 + k, r0 + k, m
+                self.acc[:, r0 + k : r0 + k + m] = 0.0
+
+    def normalised(self, y: int, ring0: int, n: int, c_a: int, c_b: int) -> np.ndarray:
+        """Blended probabilities of rows [y, y+n), columns [c_a, c_b), over the weights' sum (a copy)."""
+        grid = self.grid
+        norm = self.ops.weight(grid.sy[y : y + n, None] * grid.sx[None, c_a:c_b])
+        return self.acc[:, ring0 : ring0 + n, c_a - self.span0 : c_b - self.span0] / norm
 
     def flush(self, y_a: int, y_b: int, sink: BlockSink, chunk: int = 64) -> None:
-        """Normalise, classify and hand over rows [y_a, y_b) of the panel's columns, then clear them.
-
-        Rows go out in chunks of at most ``chunk`` rows so the temporaries stay small on wide panels."""
+        """Normalise, classify and hand over rows [y_a, y_b) of the panel's columns, then clear them."""
         grid, ops, px0, px1 = self.grid, self.ops, self.px0, self.px1
         cols = slice(px0 - self.span0, px1 - self.span0)
-        pieces = [(r0 + k, s0 + k, min(chunk, n - k))
-                  for r0, s0, n in _ring_slices(y_a, y_b - y_a, grid.rows) for k in range(0, n, chunk)]
-        for ring0, src0, n in pieces:
-            y = y_a + src0
+        for y, ring0, n in self.take(y_a, y_b, chunk):
             block = self.acc[:, ring0 : ring0 + n, cols]
             if grid.settings.confidence:
-                norm = ops.weight(grid.sy[y : y + n, None] * grid.sx[None, px0:px1])
-                classes, conf = ops.classify(block / norm, True)
+                classes, conf = ops.classify(self.normalised(y, ring0, n, px0, px1), True)
             else:  # the class is the same without normalising: the blend weights' sum is positive
                 classes, conf = ops.classify(block, False)
             valid = self.valid[ring0 : ring0 + n, cols]
@@ -299,7 +395,6 @@ class _Panel:
             if conf is not None:
                 conf[~valid] = -1.0
             sink(px0, y, classes, conf)
-            self.acc[:, ring0 : ring0 + n] = 0.0
 
 
 def _ring_slices(y0: int, n: int, size: int) -> list[tuple[int, int, int]]:

@@ -11,7 +11,7 @@ from osgeo import gdal
 
 from .. import SOFTWARE, classes
 from ..errors import FbpError
-from ..inference.predict import STITCH_MODES, PredictSettings, predict
+from ..inference.predict import STITCH_MODES, PredictSettings, coarse_scale, predict
 from ..inference.tiling import choose_window
 from ..io import sensors
 from ..io.atomic import AtomicFiles
@@ -197,6 +197,12 @@ def _write_products(req: MapRequest, outputs: Outputs, inp, backend, stats, sett
     return rows
 
 
+def _blend_resolution(backend, settings: PredictSettings) -> str:
+    """What FBP_STITCH adds when the blend ran at the model's coarse resolution."""
+    scale = coarse_scale(backend, settings)
+    return (f" at 1/{scale} resolution, upsampled once (bilinear, half-pixel centres)" if scale > 1 else "")
+
+
 def _bound_gdal_cache() -> None:
     """GDAL's block cache defaults to 5 % of RAM and fills with the output's dirty blocks on wide rasters;
     GDAL_CACHE_MB is plenty for row-band writing. A user's GDAL_CACHEMAX wins."""
@@ -233,7 +239,7 @@ def _metadata(req, card, model_path, profile, reason, stats, backend, settings) 
         "FBP_PRODUCT": _product(req),
         "FBP_STATS": json.dumps(stats.to_dict()),
         "FBP_STITCH": (f"{settings.stitch} window={settings.window}x{settings.rows} "
-                       f"overlap={settings.overlap}"),
+                       f"overlap={settings.overlap}" + _blend_resolution(backend, settings)),
         "FBP_BACKEND": f"{backend.name} on {backend.device}",
         "FBP_CLASSES": "Five-Billion-Pixels 24 classes; 0 = nodata",
     }

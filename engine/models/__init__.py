@@ -48,14 +48,43 @@ def input_multiple(model: Any) -> int:
     return 16
 
 
-def probability_model(model: Any) -> Any:
+def _upsampling_head(model: Any) -> Any:
+    """The model's segmentation head when it ends by upsampling its class scores (smp FPN: a 1x1 convolution
+    at 1/4 resolution, then 4x bilinear, no activation), else None."""
+    from ..torch_import import import_torch
+
+    nn = import_torch().nn
+    head = getattr(model, "segmentation_head", None)
+    if (isinstance(head, nn.Sequential) and len(head) == 3 and isinstance(head[1], nn.Upsample)
+            and isinstance(getattr(head[2], "activation", None), nn.Identity)
+            and head[1].mode == "bilinear" and float(head[1].scale_factor or 0).is_integer()
+            and int(head[1].scale_factor or 0) > 1):
+        return head
+    return None
+
+
+def final_upsample(model: Any) -> Any:
+    """The head's final upsampling module (torch), or None when the network scores every pixel itself."""
+    head = _upsampling_head(model)
+    return head[1] if head is not None else None
+
+
+def output_scale(model: Any) -> int:
+    """How many input pixels one class score of the network spans along each axis before its head's final
+    upsampling: 4 for the smp FPN (``compact``), 1 for models that score every pixel themselves."""
+    head = _upsampling_head(model)
+    return int(head[1].scale_factor) if head is not None else 1
+
+
+def probability_model(model: Any, coarse: bool = False) -> Any:
     """An inference module giving softmax class probabilities (N,25,h,w) of ``model``'s scores.
 
     The softmax is written out as exp(x - max) / sum, which onnxruntime runs much faster than its Softmax
     operator over the channels of an NCHW tensor (bench/README.md). Where the model's head ends by
-    upsampling its class scores (smp FPN: a 1x1 convolution at 1/4 resolution, then 4x bilinear), the
-    softmax runs before that upsampling: the probabilities are then the bilinear blend of the 1/4-resolution
-    probabilities (still summing to one), and the exponentials cost 1/16 as much. The weights are shared.
+    upsampling its class scores (``output_scale`` > 1), the softmax runs before that upsampling: the
+    probabilities are then the bilinear blend of the coarse probabilities (still summing to one), and the
+    exponentials cost 1/16 as much. ``coarse``: stop there, (N,25,h/s,w/s) without the upsampling (the
+    mapping blends at that resolution and upsamples once, inference.classify). The weights are shared.
     """
     from ..torch_import import import_torch
 
@@ -83,13 +112,13 @@ def probability_model(model: Any) -> Any:
         def forward(self, logits):
             return self.upsample(softmax(logits))
 
-    head = getattr(model, "segmentation_head", None)
-    if (isinstance(head, nn.Sequential) and len(head) == 3 and isinstance(head[1], nn.Upsample)
-            and isinstance(getattr(head[2], "activation", None), nn.Identity)):
+    head = _upsampling_head(model)
+    if head is not None:
         import copy
 
         probs = copy.copy(model)  # a shallow copy whose head alone differs; parameters are shared
         probs._modules = dict(model._modules)
-        probs.segmentation_head = nn.Sequential(head[0], SoftmaxThenUpsample(head[1]), head[2])
+        last = (WithSoftmax(nn.Identity()) if coarse else SoftmaxThenUpsample(head[1]))
+        probs.segmentation_head = nn.Sequential(head[0], last, head[2])
         return probs
     return WithSoftmax(model).eval()

@@ -256,3 +256,10 @@ def test_a_head_that_upsamples_gets_its_softmax_before_the_upsampling(tmp_path, 
     by_onnx = make_backend(loaded, card2, where, backend="onnx")(_batch(2, 96, 64))
     np.testing.assert_allclose(by_torch, probs.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(by_onnx, by_torch, atol=1e-5)
+    # the coarse form (what the CPU mapping blends): the 1/4-resolution softmax, from both backends
+    coarse_torch = make_backend(loaded, card2, where, backend="torch", device="cpu")
+    coarse_onnx = make_backend(loaded, card2, where, backend="onnx")
+    assert coarse_torch.scale == coarse_onnx.scale == 4
+    low_probs = torch.softmax(low["logits"], 1).numpy()
+    np.testing.assert_allclose(coarse_torch.coarse(_batch(2, 96, 64)), low_probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(coarse_onnx.coarse(_batch(2, 96, 64)), low_probs, atol=1e-5)

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fbp_landcover.engine.inference.predict import PredictSettings, classes_and_confidence, predict
+from fbp_landcover.engine.inference.classify import classes_and_confidence
+from fbp_landcover.engine.inference.predict import PredictSettings, predict
 from fbp_landcover.engine.io.normalize import Stats
 
 STATS = Stats(mean=(0.506, 0.371, 0.390, 0.363), std=(0.254, 0.244, 0.231, 0.231), source="FBP source")
@@ -268,7 +269,7 @@ def test_device_side_blending_equals_host_blending():
 
 
 def test_argmax_classes_is_numpys_argmax_over_classes_1_to_24_first_maximum_on_ties():
-    from fbp_landcover.engine.inference.predict import argmax_classes
+    from fbp_landcover.engine.inference.classify import argmax_classes
 
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 4, (25, 40, 50)).astype(np.float32)  # many ties
