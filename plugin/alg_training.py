@@ -234,14 +234,19 @@ class AdaptModel(FbpAlgorithm):
         "'none' = source-free, 'folder' = a labelled Five-Billion-Pixels folder.\n<b>Method</b>: "
         "'auto' = siamese DPA with source data, else 'bn+kl' (BatchNorm statistics re-estimated, "
         "then pseudo-labels anchored to the original model); 'siamese', 'bn', "
-        "'pseudo' and 'bn+pseudo' on request.\n<b>Class quota</b> keeps every class a share of "
-        "the pseudo-labels, so frequent classes cannot take over.\nOutput: the adapted model "
+        "'pseudo', 'bn+pseudo', 'tent' (only the BatchNorm scale and shift, by entropy) and "
+        "'dpa-reference' (the authors' configuration) on request.\n<b>Class quota</b> keeps every class a "
+        "share of the pseudo-labels, so frequent classes cannot take over.\n<b>Advanced</b>: a mean teacher "
+        "(its momentum; 0 = pseudo-labels from the model itself), ClassMix (source classes pasted onto "
+        "target patches, Siamese only) and the share of the BatchNorm statistics taken from the target "
+        "(0.5 by default: the benchmark's worst case). Both are off by default because the benchmark found "
+        "they did not help (bench/README.md).\nOutput: the adapted model "
         "(.fbpmodel) whose card records the adaptation; optionally registered. Slow on a CPU: "
         "each iteration runs the network on a batch."
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        from ..engine.training.config import DEFAULT_ITERATIONS, METHODS
+        from ..engine.training.config import DEFAULT_ITERATIONS, METHODS, MIXES
 
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "TARGETS", tr("Target rasters"), QgsProcessing.TypeRaster))
@@ -262,6 +267,14 @@ class AdaptModel(FbpAlgorithm):
             QgsProcessingParameterString("STATS", tr("Normalisation statistics"), defaultValue="scene"),
             self.enum_parameter("DEVICE", tr("Device"), list(DEVICES)),
             _int("SEED", "Random seed", 0, minimum=0, maximum=2**31 - 1),
+            QgsProcessingParameterNumber("TEACHER", tr("Mean teacher momentum (0 = no teacher)"),
+                                         QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0,
+                                         maxValue=0.9999),
+            self.enum_parameter("MIX", tr("Mixing of source into target patches"), list(MIXES)),
+            QgsProcessingParameterNumber("BN_TARGET_SHARE",
+                                         tr("Share of the BatchNorm statistics taken from the target"),
+                                         QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0,
+                                         maxValue=1.0),
         )
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", tr("Adapted model file"), fileFilter=MODEL_FILTER))
@@ -302,6 +315,9 @@ class AdaptModel(FbpAlgorithm):
             device=self.parameterAsEnumString(parameters, "DEVICE", context) or "auto",
             seed=self.parameterAsInt(parameters, "SEED", context),
             patch=self.parameterAsInt(parameters, "PATCH", context) or None,
+            teacher=self.parameterAsDouble(parameters, "TEACHER", context),
+            mix=self.parameterAsEnumString(parameters, "MIX", context) or "none",
+            bn_target_share=self.parameterAsDouble(parameters, "BN_TARGET_SHARE", context),
         )
         bridge = FeedbackBridge(feedback)
         feedback.pushInfo(f"Adapting {model} to {len(self._targets)} image(s) (sensor {sensor}).")

@@ -63,13 +63,14 @@ def test_adaptmodel_records_the_adaptation(fbp_provider, models_folder, tiny_mod
     out = tmp_path / "adapted.fbpmodel"
     results = _run("adaptmodel", {
         "TARGETS": [str(target)], "MODEL": str(tiny_model_path), "SOURCE": "none", "ITERATIONS": 2,
-        "METHOD": "pseudo", "CLASS_QUOTA": True, "BATCH_SIZE": 2, "PATCH": 64, "DEVICE": "cpu",
-        "OUTPUT": str(out), "REGISTER": False})
-    assert results["OUTPUT"] == str(out) and results["NAME"] is None and results["METHOD_USED"] == "pseudo"
+        "METHOD": "bn+pseudo", "CLASS_QUOTA": True, "BATCH_SIZE": 2, "PATCH": 64, "DEVICE": "cpu",
+        "TEACHER": 0.9, "BN_TARGET_SHARE": 0.25, "OUTPUT": str(out), "REGISTER": False})
+    assert results["OUTPUT"] == str(out) and results["NAME"] is None and results["METHOD_USED"] == "bn+pseudo"
     p = read_card(out).provenance
     assert p["task"].startswith("domain adaptation") and p["iterations"] == 2
     assert p["adapted_from"] == str(tiny_model_path) and p["adapted_to"] == [str(target)]
-    assert p["class_quota"] is True and p["method"] == "pseudo" and p["source_used"].startswith("none")
+    assert p["class_quota"] is True and p["method"] == "bn+pseudo" and p["source_used"].startswith("none")
+    assert p["teacher"] == 0.9 and p["bn_target_share"] == 0.25  # the advanced parameters reach the engine
     assert list(models_folder.iterdir()) == []
 
 
