@@ -38,6 +38,7 @@ from .classify import LOG2_CLASSES, CoarseRows, classes_and_confidence
 from .tiling import axis_starts, axis_weight_sum, axis_weights
 
 STITCH_MODES = ("blend", "centre-crop")
+FINISHER_BYTES = 64 * 2**20  # coarse rows waiting for the finisher thread (inference.classify)
 
 # Writer callback: (x, y, classes uint8 (h, w), confidence float32 (h, w) or None).
 BlockSink = Callable[[int, int, np.ndarray, "np.ndarray | None"], None]
@@ -269,7 +270,8 @@ def _predict_blend_coarse(inp, ops, settings, sink, progress, reader, scale: int
                            valid.get(emitted, to - emitted), emitted)
                     pending.append(finisher.submit(_finish_rows, *job))
                     emitted = to
-                    _hand_over(pending, sink, x_a, keep=8)
+                    # the finisher may lag by a few jobs, at most ~64 MB of them (one on very wide panels)
+                    _hand_over(pending, sink, x_a, keep=max(1, min(8, FINISHER_BYTES // job[2].nbytes)))
                 done_to = max(done_to, end)
             _hand_over(pending, sink, x_a, keep=0)
             panel = None
