@@ -59,9 +59,13 @@ def report(s: dict, results: dict) -> str:
         f"{r['adapt_batch_size']} target patches per iteration), source branch: {ad['source_used']}; "
         f"final pseudo-label share {_pct(ad['final_pseudo_label_share'])}. This is the **adapted** model. "
         f"{(ad.get('guard_verdict') or {}).get('sentence', '')}",
-        "4. Mapped the target image with both models (`map_landcover`: class map, confidence, areas, "
-        "quicklook) and the control scene with the source-only model, and scored every map against its truth "
-        "(pixels labelled in the truth; means over the classes present in the truth).", "",
+        "4. Adapted the source-only model the same way to the no-shift control scene "
+        f"(method `{s['control_adaptation']['method']}`). "
+        f"{(s['control_adaptation'].get('guard_verdict') or {}).get('sentence', '')}",
+        "5. Mapped the target image with both models (`map_landcover`: class map, confidence, areas, "
+        "quicklook) and the control scene with the source-only model and the one adapted to it, and scored "
+        "every map against its truth (pixels labelled in the truth; means over the classes present in the "
+        "truth).", "",
         "## Target image (shifted sensor and region)", "",
         "| score | source-only | adapted | change |", "|---|---:|---:|---:|",
     ]
@@ -73,13 +77,18 @@ def report(s: dict, results: dict) -> str:
                 lines.append(f"| {name} ({title}) | {_num(va)} | {_num(vb)} | {_delta(va, vb, 1.0, '', 3)} |")
             else:
                 lines.append(f"| {name} ({title}) | {_pct(va)} | {_pct(vb)} | {_delta(va, vb)} |")
+    d = sc["control_adapted"]
+    lines += ["", target_sentence(s)]
     lines += ["", "## No-shift control (source sensor and region)", "",
-              "The source-only model on a scene without the sensor shift, "
-              "to show what it can do when the target looks like its training data:", "",
-              "| score | 24 classes | coarse legend |", "|---|---:|---:|"]
-    for key, name in (("oa", "overall accuracy"), ("miou", "mean IoU"), ("mf1", "mean F1")):
-        lines.append(f"| {name} | {_pct(c['fine'][key])} | {_pct(c['coarse'][key])} |")
-    lines.append(f"| kappa | {_num(c['fine']['kappa'])} | {_num(c['coarse']['kappa'])} |")
+              "The source-only model on a scene without the sensor shift, to show what it can do when the "
+              "target looks like its training data, and the same adaptation run on that scene: where nothing "
+              "needs adapting, adaptation should not make the map worse.", "",
+              "| score | source-only | adapted to the control | change |", "|---|---:|---:|---:|"]
+    for legend, title in (("fine", "24 classes"), ("coarse", "coarse legend")):
+        for key, name in (("oa", "overall accuracy"), ("miou", "mean IoU"), ("mf1", "mean F1")):
+            vc, vd = c[legend][key], d[legend][key]
+            lines.append(f"| {name} ({title}) | {_pct(vc)} | {_pct(vd)} | {_delta(vc, vd)} |")
+    lines += ["", control_sentence(s), ""]
     for legend, title, label in (("fine", "24 classes", lambda r: f"{r['index']} {r['name']}"),
                                  ("coarse", "coarse legend", lambda r: r["name"])):
         lines += ["", f"## Per-class IoU on the target ({title})", "",
@@ -104,9 +113,37 @@ def report(s: dict, results: dict) -> str:
     return "\n".join(lines)
 
 
+def _miou_change(s: dict, before: str, after: str) -> float | None:
+    a, b = s["scores"][before]["fine"]["miou"], s["scores"][after]["fine"]["miou"]
+    return None if a is None or b is None else 100 * (b - a)
+
+
+def target_sentence(s: dict) -> str:
+    """One sentence: did adaptation help on the target (mIoU, 24 classes, against the held-back truth)?"""
+    change = _miou_change(s, "source_only", "adapted")
+    if change is None:
+        return "No mIoU could be computed on the target."
+    if change > 0.05:
+        return f"On the target, adaptation gained {change:.1f} points of mIoU."
+    return (f"On the target, adaptation did not help ({change:+.1f} points of mIoU): on this seed the source "
+            "model's map is as good or better.")
+
+
+def control_sentence(s: dict) -> str:
+    """One sentence: did adapting to the unshifted control cost anything (mIoU, 24 classes)?"""
+    change = _miou_change(s, "control_source_only", "control_adapted")
+    if change is None:
+        return "No mIoU could be computed on the control."
+    if change >= -1.0:
+        return (f"On the control, adaptation changed mIoU by {change:+.1f} points: it did not hurt where "
+                "there was no shift.")
+    return (f"On the control, adaptation cost {-change:.1f} points of mIoU: on a scene like its training "
+            "data it made the map worse.")
+
+
 def final_text(s: dict) -> str:
     sc = s["scores"]
-    a, b, c = sc["source_only"], sc["adapted"], sc["control_source_only"]
+    a, b, c, d = sc["source_only"], sc["adapted"], sc["control_source_only"], sc["control_adapted"]
     return "\n".join([
         "Demo finished (SYNTHETIC data; the model was trained on synthetic data only)."
         + (" QUICK run: tiny budget, the scores mean nothing." if s.get("quick") else ""),
@@ -115,6 +152,8 @@ def final_text(s: dict) -> str:
         f"  target, adapted:     OA {_pct(b['fine']['oa'])}, mIoU {_pct(b['fine']['miou'])}; "
         f"coarse OA {_pct(b['coarse']['oa'])}, coarse mIoU {_pct(b['coarse']['miou'])}",
         f"  no-shift control, source-only: OA {_pct(c['fine']['oa'])}, mIoU {_pct(c['fine']['miou'])}",
+        f"  no-shift control, adapted:     OA {_pct(d['fine']['oa'])}, mIoU {_pct(d['fine']['miou'])}",
+        f"  {target_sentence(s)} {control_sentence(s)}",
         f"  report:  {s['report']}",
         f"  models:  {s['models']['source_only']}, {s['models']['adapted']}",
         f"  maps:    {s['files']['source_only']['map']}, {s['files']['adapted']['map']} "

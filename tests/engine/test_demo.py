@@ -9,6 +9,7 @@ import pytest
 from osgeo import gdal
 
 from fbp_landcover.engine import demo
+from fbp_landcover.engine.demo import report as demo_report
 from fbp_landcover.engine.errors import CancelledError, FbpError
 from fbp_landcover.engine.models.fbpmodel import read_card
 
@@ -37,6 +38,9 @@ def test_quick_demo_writes_everything(quick_run):
     adapted = read_card(s["models"]["adapted"]).provenance
     assert adapted["adapted_to"] == [s["data"]["target_image"]]
     assert adapted["iterations"] == demo.QUICK.adapt_iterations
+    on_control = read_card(s["models"]["control_adapted"]).provenance
+    assert on_control["adapted_to"] == [s["data"]["control_image"]]
+    assert on_control["iterations"] == demo.QUICK.adapt_iterations
     assert (out / "models" / "source_only.memory.npz").is_file()
     fractions = [f for f, _m in messages]
     assert all(b >= a - 1e-9 for a, b in zip(fractions, fractions[1:], strict=False))
@@ -50,7 +54,7 @@ def test_report_names_both_models_says_synthetic_and_scores_parse(quick_run):
     assert "Synthetic data only" in report and "trained on that synthetic data only" in report
     assert "source-only" in report and "adapted" in report
     saved = json.loads((out / demo.SUMMARY).read_text())
-    for tag in ("source_only", "adapted", "control_source_only"):
+    for tag in ("source_only", "adapted", "control_source_only", "control_adapted"):
         for legend in ("fine", "coarse"):
             sc = saved["scores"][tag][legend]
             assert 0.0 <= sc["oa"] <= 1.0 and 0.0 <= sc["miou"] <= 1.0 and sc["pixels"] > 0
@@ -63,6 +67,30 @@ def test_report_names_both_models_says_synthetic_and_scores_parse(quick_run):
     assert float(row.group(1)) == pytest.approx(100 * before, abs=0.051)
     assert float(row.group(2)) == pytest.approx(100 * fine["miou_present"], abs=0.051)
     assert "SYNTHETIC" in s["text"] and s["report"] in s["text"]
+    # the control table: source-only, adapted to the control, and the sentence that says what it cost
+    ctl = re.search(r"\| mean IoU \(24 classes\) \| ([\d.]+) % \| ([\d.]+) % \| ([+-][\d.]+) pp \|",
+                    report.split("## No-shift control")[1])
+    assert ctl is not None
+    on_control = saved["scores"]["control_adapted"]["fine"]["miou"]
+    assert float(ctl.group(2)) == pytest.approx(100 * on_control, abs=0.051)
+    assert demo_report.control_sentence(saved) in report and demo_report.control_sentence(saved) in s["text"]
+    assert demo_report.target_sentence(saved) in report and demo_report.target_sentence(saved) in s["text"]
+
+
+def _scores(**miou):
+    return {"scores": {tag: {"fine": {"miou": v}} for tag, v in miou.items()}}
+
+
+def test_the_demo_says_whether_adaptation_helped_and_whether_it_hurt_on_the_control():
+    s = _scores(source_only=0.170, adapted=0.172, control_source_only=0.472, control_adapted=0.466)
+    assert demo_report.target_sentence(s) == "On the target, adaptation gained 0.2 points of mIoU."
+    assert demo_report.control_sentence(s) == ("On the control, adaptation changed mIoU by -0.6 points: "
+                                               "it did not hurt where there was no shift.")
+    s = _scores(source_only=0.170, adapted=0.165, control_source_only=0.472, control_adapted=0.450)
+    assert demo_report.target_sentence(s) == ("On the target, adaptation did not help (-0.5 points of mIoU): "
+                                              "on this seed the source model's map is as good or better.")
+    assert demo_report.control_sentence(s) == ("On the control, adaptation cost 2.2 points of mIoU: on a "
+                                               "scene like its training data it made the map worse.")
 
 
 @pytest.mark.slow
