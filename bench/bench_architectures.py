@@ -82,10 +82,12 @@ def run_seed(seed: int, root: Path, archs: list[str], recipe, log) -> dict:
               iterations=recipe.adapt_iterations, lr=recipe.adapt_lr, batch_size=recipe.adapt_batch_size,
               patch=recipe.adapt_patch, seed=seed, device="cpu")
         adapt_s = time.monotonic() - t
+        tgt, tgt_truth = data.target_image, data.target_truth
+        ctl, ctl_truth = data.control_image, data.control_truth
         out[name] = {
-            "target source-only": score(model, data.target_image, data.target_truth, d / f"{name}_t.tif"),
-            "target adapted": score(adapted, data.target_image, data.target_truth, d / f"{name}_ta.tif"),
-            "control source-only": score(model, data.control_image, data.control_truth, d / f"{name}_c.tif"),
+            "target source-only": score(model, tgt, tgt_truth, d / f"{name}_t.tif", "auto"),
+            "target adapted": score(adapted, tgt, tgt_truth, d / f"{name}_ta.tif", "auto"),
+            "control source-only": score(model, ctl, ctl_truth, d / f"{name}_c.tif", "auto"),
             "train_s": train_s, "adapt_s": adapt_s,
         }
         r = out[name]
