@@ -186,7 +186,7 @@ class TrainSourceModel(FbpAlgorithm):
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context), patch=patch,
             lr=self.parameterAsDouble(parameters, "LR", context),
             class_aware=self.parameterAsBool(parameters, "CLASS_AWARE", context),
-            stats=self.parameterAsEnumString(parameters, "STATS", context) or "source",
+            stats=self.parameterAsEnumString(parameters, "STATS", context) or "scene",
             image=self.parameterAsEnumString(parameters, "FBP_IMAGES", context) or "8bit",
             sensor=self.sensor_spec(parameters, context),
             val_patches=self.parameterAsInt(parameters, "VAL_PATCHES", context),

@@ -227,8 +227,9 @@ def add_commands(sub) -> None:
     t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")
     t.add_argument("--lr", type=float, default=0.005)
     t.add_argument("--class-aware", action="store_true", help="sample patches around rare classes more often")
-    t.add_argument("--stats", default="source", choices=TRAIN_STATS,
-                   help="normalise with the fixed FBP statistics (source) or each scene's own (scene)")
+    t.add_argument("--stats", default="scene", choices=TRAIN_STATS,
+                   help="normalise each scene with its own statistics (scene, the default, as map does) or "
+                        "with the fixed FBP statistics (source, as the authors' code)")
     t.add_argument("--image", default="8bit", choices=IMAGE_KINDS)
     t.add_argument("--val-patches", type=int, default=500)
     t.add_argument("--device", default="auto", choices=DEVICES)

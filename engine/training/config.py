@@ -14,7 +14,8 @@ DEFAULT_ITERATIONS = 100  # adaptation iterations when neither iterations, epoch
 METHODS = ("auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo", "dpa-reference", "tent")  # new ones last:
 # Processing stores an enum by its number
 MIXES = ("none", "classmix")  # how source pixels are mixed into target patches (training/mixing.py)
-TRAIN_STATS = ("source", "scene")  # the fixed FBP statistics (as the reference), or each scene's own
+TRAIN_STATS = ("scene", "source")  # each scene's own statistics (the default, as mapping: bench_stats.py), or
+# the fixed FBP statistics (as the reference code)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class TrainConfig:
     val_patches: int = 500
     class_aware: bool = False  # draw patches around rarer classes more often
     class_power: float = 0.5
-    stats: str = "source"  # one of TRAIN_STATS
+    stats: str = "scene"  # one of TRAIN_STATS
     image: str = "8bit"  # FBP folders: the 8-bit NIR,R,G,B or the 16-bit B,G,R,NIR images
     sensor: str = "auto"  # labelled rasters: their sensor profile
     class_mapping: str | dict | None = None  # labelled rasters: their label values -> FBP classes

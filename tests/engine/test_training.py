@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fbp_landcover.engine.errors import CancelledError
+from fbp_landcover.engine.io.normalize import FBP_SOURCE_STATS
 from fbp_landcover.engine.models import build_model
 from fbp_landcover.engine.models.fbpmodel import read_card
 from fbp_landcover.engine.models.loading import load_model
@@ -30,6 +31,13 @@ def trained(tmp_path_factory):
     card = train.train_source(root, d / "m.fbpmodel", epochs=1, progress=lambda f, m: messages.append((f, m)),
                               **TRAIN)
     return d, root, card, messages
+
+
+def test_training_with_the_fixed_fbp_statistics_stores_them_in_the_model(tmp_path):
+    root = make_fbp_root(tmp_path / "fbp", h=96, w=96)
+    card = train.train_source(root, tmp_path / "s.fbpmodel", epochs=1, stats="source",
+                              **{**TRAIN, "iterations_per_epoch": 1})
+    assert card.stats == FBP_SOURCE_STATS and card.provenance["normalisation"] == "source"
 
 
 def test_a_training_step_lowers_the_loss_on_a_fixed_batch():
@@ -103,7 +111,9 @@ def test_checkpoints_written_with_provenance(trained):
     assert len(p["train_scenes"]) == 2 and len(p["validation_scenes"]) == 1
     assert not set(p["train_scenes"]) & set(p["validation_scenes"])
     assert 0.0 <= p["val_miou"] <= 1.0 and p["source_memory"] == "m.memory.npz"
-    assert card.architecture == "smp" and card.sensor == "fbp8bit" and card.stats.source == "fbp"
+    # the default normalisation is each scene's own statistics, as mapping's (bench/bench_stats.py)
+    assert card.architecture == "smp" and card.sensor == "fbp8bit" and card.stats is None
+    assert p["normalisation"] == "scene"
     assert read_card(d / "m.last.fbpmodel").provenance["checkpoint"] == "last"
     fractions = [f for f, _m in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -153,11 +163,21 @@ def test_cancel_before_the_first_epoch_writes_nothing(tmp_path):
 
 
 def test_source_memory_written_beside_the_model(trained):
-    d, _root, _card, _messages = trained
+    d, root, _card, _messages = trained
     mem = source_memory.load_source_memory(source_memory.memory_path(d / "m.fbpmodel"))
     assert mem.images.shape == (12, 4, 32, 32) and mem.images.dtype == np.uint8
     assert mem.labels.shape == (12, 32, 32) and mem.mean.shape == (12, 4)
-    np.testing.assert_allclose(mem.mean[0], (0.506, 0.371, 0.390, 0.363))  # FBP statistics, as trained
+    # each patch carries the statistics of the scene it came from, as trained (per-scene by default)
+    from fbp_landcover.engine.io.normalize import scene_stats
+    from fbp_landcover.engine.training import fbp_dataset
+
+    scenes = fbp_dataset.open_fbp(root)
+    try:
+        per_scene = {tuple(np.float32(scene_stats(sc).mean)) for sc in scenes}
+    finally:
+        for sc in scenes:
+            sc.close()
+    assert {tuple(m) for m in mem.mean} <= per_scene and len(per_scene) == 3
     x, y = mem.batch(3, np.random.default_rng(0), 16)
     assert tuple(x.shape) == (3, 4, 16, 16) and tuple(y.shape) == (3, 16, 16)
 
