@@ -60,24 +60,14 @@ def score(model: Path, image: Path, truth: Path, out: Path, sensor: str) -> dict
 
 def prepare(domain: str, seed: int, d: Path, recipe, log):
     """(model, sensor, [(scene, image, truth)]) of one domain and seed, the source model trained."""
-    from fbp_landcover.engine.demo import synthetic, train_with_recipe
+    import real_domains
+
+    from fbp_landcover.engine.demo import train_with_recipe
 
     t = time.monotonic()
     model = d / "source.fbpmodel"
-    if domain == "generated":
-        data = synthetic.domain_shift_dataset(d / "data", seed, n_source=recipe.n_source,
-                                              source_size=recipe.source_size, target_size=recipe.target_size)
-        train_with_recipe(data.source_root, model, recipe, seed)
-        scenes = [("target", data.target_image, data.target_truth),
-                  ("control", data.control_image, data.control_truth)]
-        sensor = "auto"
-    else:
-        import real_domains
-
-        data = real_domains.build(domain, d / "data", seed)
-        sensor = data.sensor
-        train_with_recipe(data.train_pairs, model, recipe, seed, sensor=sensor)
-        scenes = [("target", data.target_image, data.truth), ("control", data.control_image, data.truth)]
+    source, sensor, scenes = real_domains.domain_data(domain, seed, d, recipe)
+    train_with_recipe(source, model, recipe, seed, sensor=sensor)
     log(f"{domain} seed {seed}: source model trained in {time.monotonic() - t:.0f} s")
     return model, sensor, scenes
 

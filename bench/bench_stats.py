@@ -37,29 +37,19 @@ def score(model: Path, image: Path, truth: Path, out: Path, sensor: str, stats: 
     return float(evaluate(str(out), str(truth))["miou_present"])
 
 
-def data_for(domain: str, seed: int, d: Path, recipe):
-    """(training source for train_with_recipe, sensor, [(scene, image, truth)])."""
-    from fbp_landcover.engine.demo import synthetic
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
-    if domain == "generated":
-        data = synthetic.domain_shift_dataset(d / "data", seed, n_source=recipe.n_source,
-                                              source_size=recipe.source_size, target_size=recipe.target_size)
-        return data.source_root, "auto", [("target", data.target_image, data.target_truth),
-                                          ("control", data.control_image, data.control_truth)]
+
+def run_seed(domain: str, seed: int, root: Path) -> dict:
     import real_domains
 
-    data = real_domains.build(domain, d / "data", seed)
-    return data.train_pairs, data.sensor, [("target", data.target_image, data.truth),
-                                           ("control", data.control_image, data.truth)]
-
-
-def run_seed(domain: str, seed: int, root: Path, log) -> dict:
     from fbp_landcover.engine.demo import FULL, train_with_recipe
 
     d = root / domain / f"seed{seed}"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
-    source, sensor, scenes = data_for(domain, seed, d, FULL)
+    source, sensor, scenes = real_domains.domain_data(domain, seed, d, FULL)
     out: dict = {}
     for train_stats in ("source", "scene"):
         t = time.monotonic()
@@ -99,16 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import real_domains
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
     t0 = time.monotonic()
     runs: dict = {}
     for domain in args.domains.split(","):
         if domain != "generated" and (why := real_domains.available(domain)):
             log(f"{domain}: skipped ({why})")
             continue
-        runs[domain] = {int(s): run_seed(domain, int(s), Path(args.out), log) for s in args.seeds.split(",")}
+        runs[domain] = {int(s): run_seed(domain, int(s), Path(args.out)) for s in args.seeds.split(",")}
     print(table(runs))
     print(f"\nwall time {time.monotonic() - t0:.0f} s")
     if args.json:

@@ -137,3 +137,19 @@ def build(name: str, root: Path, seed: int) -> RealDomain:
         truth=_write(root / "truth.tif", np.where(truth_mask, fbp, 0).astype(np.uint8), gt, proj,
                      gdal.GDT_Byte),
     )
+
+
+def domain_data(domain: str, seed: int, d: Path, recipe):
+    """What a benchmark trains on and scores, for ``generated`` (the demo's generated shift with ``recipe``'s
+    sizes) or a real domain: (training source for train_with_recipe, sensor, [(scene, image, truth)] with the
+    scenes "target" and "control"), the data written under ``d``."""
+    if domain == "generated":
+        from fbp_landcover.engine.demo import synthetic
+
+        data = synthetic.domain_shift_dataset(d / "data", seed, n_source=recipe.n_source,
+                                              source_size=recipe.source_size, target_size=recipe.target_size)
+        return data.source_root, "auto", [("target", data.target_image, data.target_truth),
+                                          ("control", data.control_image, data.control_truth)]
+    data = build(domain, d / "data", seed)
+    return data.train_pairs, data.sensor, [("target", data.target_image, data.truth),
+                                           ("control", data.control_image, data.truth)]
