@@ -156,9 +156,11 @@ class FbpAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(param)
 
     @staticmethod
-    def enum_parameter(name: str, text: str, options: list[str]) -> QgsProcessingParameterEnum:
-        """An enum whose values are stable strings (models and scripts keep working if options grow)."""
-        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=options[0])
+    def enum_parameter(name: str, text: str, options: list[str], default: str | None = None
+                       ) -> QgsProcessingParameterEnum:
+        """An enum whose values are stable strings (models and scripts keep working if options grow);
+        ``default`` one of the options (the first when None)."""
+        param = QgsProcessingParameterEnum(name, text, options=options, defaultValue=default or options[0])
         param.setUsesStaticStrings(True)
         return param
 

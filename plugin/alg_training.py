@@ -23,7 +23,7 @@ from qgis.core import (
 )
 
 from ..engine.models.devices import DEVICES
-from ..engine.training.config import TRAIN_STATS
+from ..engine.training.config import TRAIN_STATS, TrainConfig
 from ..engine.training.fbp_dataset import IMAGE_KINDS
 from .alg_base import FbpAlgorithm, FeedbackBridge, layer_path, sensor_options, tr
 
@@ -107,7 +107,7 @@ class TrainSourceModel(FbpAlgorithm):
                 "CUSTOM_MAPPING",
                 tr("Band mapping (custom)"), optional=True),
             self.enum_parameter("FBP_IMAGES", tr("FBP folder images"), list(IMAGE_KINDS)),
-            self.enum_parameter("STATS", tr("Normalisation"), list(TRAIN_STATS)),
+            self.enum_parameter("STATS", tr("Normalisation"), list(TRAIN_STATS), default=TrainConfig.stats),
             QgsProcessingParameterString("SMP_ARCH", tr("Custom: smp architecture"), defaultValue="Unet"),
             QgsProcessingParameterString("ENCODER", tr("Custom: encoder"), defaultValue="resnet34"),
             _int("ENCODER_DEPTH", "Custom: encoder depth (0 = the architecture's default)", 0, minimum=0,
@@ -237,10 +237,11 @@ class AdaptModel(FbpAlgorithm):
         "'pseudo', 'bn+pseudo', 'tent' (only the BatchNorm scale and shift, by entropy) and "
         "'dpa-reference' (the authors' configuration) on request.\n<b>Class quota</b> keeps every class a "
         "share of the pseudo-labels, so frequent classes cannot take over.\n<b>Advanced</b>: a mean teacher "
-        "(its momentum; 0 = pseudo-labels from the model itself), ClassMix (source classes pasted onto "
-        "target patches, Siamese only) and the share of the BatchNorm statistics taken from the target "
-        "(0.5 by default: the benchmark's worst case). Both are off by default because the benchmark found "
-        "they did not help (bench/README.md).\nOutput: the adapted model "
+        "(its momentum; 0 = pseudo-labels from the model itself; not used by tent, and dpa-reference keeps "
+        "its own configuration), ClassMix (source classes pasted onto target patches, Siamese only): both "
+        "off by default because the benchmark found they did not help (bench/README.md); and the share of "
+        "the BatchNorm statistics taken from the target by bn, bn+kl and bn+pseudo (0.5 by default: the "
+        "best worst case on the benchmark; 1 = the target's alone).\nOutput: the adapted model "
         "(.fbpmodel) whose card records the adaptation; optionally registered. Slow on a CPU: "
         "each iteration runs the network on a batch."
     )

@@ -52,7 +52,8 @@ def report(s: dict, results: dict) -> str:
         f"{r['arch_kwargs']}) from scratch on the source scenes: "
         f"{r['iterations']} iterations of {r['batch_size']} patches of {r['patch']} px, SGD lr {r['lr']} "
         "(poly decay), class-weighted cross-entropy, "
-        f"class-aware sampling {'on' if r['class_aware'] else 'off'}, per-scene normalisation. "
+        f"class-aware sampling {'on' if r['class_aware'] else 'off'}, "
+        f"{'per-scene' if r.get('stats', 'scene') == 'scene' else 'fixed FBP'} normalisation. "
         "This is the **source-only** model.",
         f"3. Adapted it to the target image without its labels: method `{ad['method']}`, "
         f"{ad['iterations']} iterations (lr {r['adapt_lr']}, "
@@ -85,9 +86,13 @@ def report(s: dict, results: dict) -> str:
               "needs adapting, adaptation should not make the map worse.", "",
               "| score | source-only | adapted to the control | change |", "|---|---:|---:|---:|"]
     for legend, title in (("fine", "24 classes"), ("coarse", "coarse legend")):
-        for key, name in (("oa", "overall accuracy"), ("miou", "mean IoU"), ("mf1", "mean F1")):
+        for key, name in (("oa", "overall accuracy"), ("kappa", "kappa"), ("miou", "mean IoU"),
+                          ("mf1", "mean F1")):
             vc, vd = c[legend][key], d[legend][key]
-            lines.append(f"| {name} ({title}) | {_pct(vc)} | {_pct(vd)} | {_delta(vc, vd)} |")
+            if key == "kappa":
+                lines.append(f"| {name} ({title}) | {_num(vc)} | {_num(vd)} | {_delta(vc, vd, 1.0, '', 3)} |")
+            else:
+                lines.append(f"| {name} ({title}) | {_pct(vc)} | {_pct(vd)} | {_delta(vc, vd)} |")
     lines += ["", control_sentence(s), ""]
     for legend, title, label in (("fine", "24 classes", lambda r: f"{r['index']} {r['name']}"),
                                  ("coarse", "coarse legend", lambda r: r["name"])):
@@ -99,7 +104,8 @@ def report(s: dict, results: dict) -> str:
                 lines.append(f"| {label(ra)} | {ra['reference_pixels']:,} | {_pct(ra['iou'])} | "
                              f"{_pct(rb['iou'])} | {_delta(ra['iou'], rb['iou'])} |")
     lines += ["", "## Files", ""]
-    lines.append(f"- Models: `{s['models']['source_only']}`, `{s['models']['adapted']}` (provenance inside; "
+    lines.append(f"- Models: `{s['models']['source_only']}`, `{s['models']['adapted']}`, "
+                 f"`{s['models']['control_adapted']}` (adapted to the control; provenance inside: "
                  "`fbp-landcover models info FILE`)")
     lines.append(f"- Data: source `{s['data']['source']}`, target `{s['data']['target_image']}` "
                  f"(truth `{s['data']['target_truth']}`), control `{s['data']['control_image']}`")
@@ -129,14 +135,24 @@ def target_sentence(s: dict) -> str:
             "model's map is as good or better.")
 
 
+NO_SHIFT_TOLERANCE = 1.0  # points of mIoU: the adaptation benchmark's no-shift goal (issue 15)
+
+
 def control_sentence(s: dict) -> str:
     """One sentence: did adapting to the unshifted control cost anything (mIoU, 24 classes)?"""
+    verdict = (s.get("control_adaptation") or {}).get("guard_verdict") or {}
+    if verdict and not verdict.get("passed", True):
+        return ("On the control, the guard rejected the adaptation, so its map is the source model's: "
+                "adaptation changed nothing where there was no shift.")
     change = _miou_change(s, "control_source_only", "control_adapted")
     if change is None:
         return "No mIoU could be computed on the control."
-    if change >= -1.0:
+    if change >= 0:
         return (f"On the control, adaptation changed mIoU by {change:+.1f} points: it did not hurt where "
                 "there was no shift.")
+    if change >= -NO_SHIFT_TOLERANCE:
+        return (f"On the control, adaptation cost {-change:.1f} points of mIoU, within the "
+                f"{NO_SHIFT_TOLERANCE:.0f}-point tolerance for a scene without a shift.")
     return (f"On the control, adaptation cost {-change:.1f} points of mIoU: on a scene like its training "
             "data it made the map worse.")
 
@@ -155,7 +171,8 @@ def final_text(s: dict) -> str:
         f"  no-shift control, adapted:     OA {_pct(d['fine']['oa'])}, mIoU {_pct(d['fine']['miou'])}",
         f"  {target_sentence(s)} {control_sentence(s)}",
         f"  report:  {s['report']}",
-        f"  models:  {s['models']['source_only']}, {s['models']['adapted']}",
+        f"  models:  {s['models']['source_only']}, {s['models']['adapted']}, "
+        f"{s['models']['control_adapted']}",
         f"  maps:    {s['files']['source_only']['map']}, {s['files']['adapted']['map']} "
         f"(quicklooks {s['files']['source_only']['quicklook']}, {s['files']['adapted']['quicklook']})",
         f"  time:    {s['seconds']['total']:.0f} s",

@@ -6,8 +6,9 @@ behaves on a controlled shift, not how a real FBP model performs on real imagery
 
 Steps (deterministic for a seed): write the dataset; train a small U-Net on the labelled source scenes;
 adapt it to the unlabelled target image (DPA); map the target with the source-only and the adapted model
-(class map, confidence, areas, quicklook); map the no-shift control scene with the source-only model;
-evaluate every map against its held-back truth (24 classes and the coarse legend); write demo_report.md.
+(class map, confidence, areas, quicklook); adapt the source model the same way to the no-shift control
+scene, and map that scene with the source-only and that adapted model; evaluate every map against its
+held-back truth (24 classes and the coarse legend); write demo_report.md.
 A failed or cancelled run removes what it wrote into ``out_dir``.
 """
 

@@ -14,14 +14,15 @@ DEFAULT_ITERATIONS = 100  # adaptation iterations when neither iterations, epoch
 METHODS = ("auto", "siamese", "bn+kl", "bn", "pseudo", "bn+pseudo", "dpa-reference", "tent")  # new ones last:
 # Processing stores an enum by its number
 MIXES = ("none", "classmix")  # how source pixels are mixed into target patches (training/mixing.py)
-TRAIN_STATS = ("scene", "source")  # each scene's own statistics (the default, as mapping: bench_stats.py), or
-# the fixed FBP statistics (as the reference code)
+TRAIN_STATS = ("source", "scene")  # the fixed FBP statistics (as the reference code), or each scene's own
+# (the default since issue 15, as mapping: bench/bench_stats.py); this order stays, scripts give the number
 
 
 @dataclass
 class TrainConfig:
     """Settings of one source training run; the defaults are the reference recipe (SGD Nesterov 0.9, lr 0.005
-    poly 0.9 per iteration, weight decay 1e-5, batch 16 of 512 px patches, mixed precision on a GPU)."""
+    poly 0.9 per iteration, weight decay 1e-5, batch 16 of 512 px patches, mixed precision on a GPU) except
+    the normalisation: each scene's own statistics (``stats="source"`` for the reference's fixed ones)."""
 
     architecture: str = "fbp_unet"  # "fbp_unet" or "smp" (with smp_arch and encoder); see models.presets
     smp_arch: str | None = None

@@ -154,7 +154,8 @@ def train_source(source, out: str | os.PathLike, config: TrainConfig | None = No
     memory). Returns the best card.
 
     source: an FBP root folder, a list of (image, label) raster pairs, or opened scenes. config: a TrainConfig
-    (default: the reference recipe); keyword ``overrides`` of its fields are applied on top.
+    (default: the reference recipe, normalised per scene); keyword ``overrides`` of its fields are applied
+    on top.
     Cancelling keeps the files of the last finished epoch (resume from them) and nothing of the current one.
     """
     cfg = configured(TrainConfig, config, overrides, "training")
@@ -253,7 +254,9 @@ class _SourceTraining:
         old = json.loads(saved["config"])
         if {k: old.get(k) for k in self.setup} != self.setup:
             raise FbpError(f"The resume file {self.resume_file} belongs to a different training set-up "
-                           f"({_diff(old, self.setup)}); delete it or pass resume=False to start again.")
+                           f"({_diff(old, self.setup)}); give the settings it was started with to continue "
+                           "it (e.g. --stats source for a run started before per-scene statistics became "
+                           "the default), or delete it or pass resume=False to start again.")
         self.model.load_state_dict(saved["model"])
         self.opt.optimizer.load_state_dict(saved["optimizer"])
         self.state = {k: saved[k] for k in self.state}

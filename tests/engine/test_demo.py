@@ -82,10 +82,17 @@ def _scores(**miou):
 
 
 def test_the_demo_says_whether_adaptation_helped_and_whether_it_hurt_on_the_control():
-    s = _scores(source_only=0.170, adapted=0.172, control_source_only=0.472, control_adapted=0.466)
+    s = _scores(source_only=0.170, adapted=0.172, control_source_only=0.472, control_adapted=0.475)
     assert demo_report.target_sentence(s) == "On the target, adaptation gained 0.2 points of mIoU."
-    assert demo_report.control_sentence(s) == ("On the control, adaptation changed mIoU by -0.6 points: "
+    assert demo_report.control_sentence(s) == ("On the control, adaptation changed mIoU by +0.3 points: "
                                                "it did not hurt where there was no shift.")
+    s = _scores(source_only=0.170, adapted=0.172, control_source_only=0.472, control_adapted=0.466)
+    assert demo_report.control_sentence(s) == ("On the control, adaptation cost 0.6 points of mIoU, within "
+                                               "the 1-point tolerance for a scene without a shift.")
+    s["control_adaptation"] = {"guard_verdict": {"passed": False}}
+    assert demo_report.control_sentence(s) == ("On the control, the guard rejected the adaptation, so its "
+                                               "map is the source model's: adaptation changed nothing "
+                                               "where there was no shift.")
     s = _scores(source_only=0.170, adapted=0.165, control_source_only=0.472, control_adapted=0.450)
     assert demo_report.target_sentence(s) == ("On the target, adaptation did not help (-0.5 points of mIoU): "
                                               "on this seed the source model's map is as good or better.")

@@ -45,6 +45,7 @@ def test_trainsourcemodel_on_a_tiny_fbp_folder(fbp_provider, models_folder, tmp_
     p = card.provenance
     assert p["task"] == "source training" and p["iterations"] == 2 and p["epochs"] == 1
     assert p["patch"] == 64 and p["batch_size"] == 2 and p["lr"] == 0.01 and p["class_aware_sampling"] is True
+    assert p["normalisation"] == "scene" and card.stats is None  # the default, as the CLI's and mapping's
     named = " ".join([*p["train_scenes"], *([p["validation_scenes"]] if isinstance(p["validation_scenes"],
                                                                                    str)
                                             else p["validation_scenes"])])
@@ -53,6 +54,15 @@ def test_trainsourcemodel_on_a_tiny_fbp_folder(fbp_provider, models_folder, tmp_
     # registered: the model and its source memory, side by side in the model folder
     assert read_card(models_folder / "trained.fbpmodel").provenance == p
     assert (models_folder / "trained.memory.npz").read_bytes() == memory_path(out).read_bytes()
+
+
+def test_trainsourcemodel_defaults_to_per_scene_statistics_and_keeps_the_option_numbers(fbp_provider):
+    from qgis.core import QgsApplication
+
+    param = QgsApplication.processingRegistry().algorithmById(
+        "fbplandcover:trainsourcemodel").parameterDefinition("STATS")
+    # numbers in existing scripts keep their meaning: 0 = source, 1 = scene; the default is scene
+    assert param.options() == ["source", "scene"] and param.defaultValue() == "scene"
 
 
 @pytest.mark.slow
