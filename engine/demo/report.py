@@ -30,6 +30,20 @@ def _delta(a, b, scale: float = 100.0, unit: str = " pp", digits: int = 1) -> st
     return f"{scale * (b - a):+.{digits}f}{unit}"
 
 
+def _score_rows(before: dict, after: dict) -> list[str]:
+    """Table rows: each headline score in both legends, before, after, and the change."""
+    rows = []
+    for legend, title in (("fine", "24 classes"), ("coarse", "coarse legend")):
+        for key, name in (("oa", "overall accuracy"), ("kappa", "kappa"), ("miou", "mean IoU"),
+                          ("mf1", "mean F1")):
+            va, vb = before[legend][key], after[legend][key]
+            if key == "kappa":
+                rows.append(f"| {name} ({title}) | {_num(va)} | {_num(vb)} | {_delta(va, vb, 1.0, '', 3)} |")
+            else:
+                rows.append(f"| {name} ({title}) | {_pct(va)} | {_pct(vb)} | {_delta(va, vb)} |")
+    return rows
+
+
 def report(s: dict, results: dict) -> str:
     sc = s["scores"]
     a, b, c = sc["source_only"], sc["adapted"], sc["control_source_only"]
@@ -70,14 +84,7 @@ def report(s: dict, results: dict) -> str:
         "## Target image (shifted sensor and region)", "",
         "| score | source-only | adapted | change |", "|---|---:|---:|---:|",
     ]
-    for legend, title in (("fine", "24 classes"), ("coarse", "coarse legend")):
-        for key, name in (("oa", "overall accuracy"), ("kappa", "kappa"), ("miou", "mean IoU"),
-                          ("mf1", "mean F1")):
-            va, vb = a[legend][key], b[legend][key]
-            if key == "kappa":
-                lines.append(f"| {name} ({title}) | {_num(va)} | {_num(vb)} | {_delta(va, vb, 1.0, '', 3)} |")
-            else:
-                lines.append(f"| {name} ({title}) | {_pct(va)} | {_pct(vb)} | {_delta(va, vb)} |")
+    lines += _score_rows(a, b)
     d = sc["control_adapted"]
     lines += ["", target_sentence(s)]
     lines += ["", "## No-shift control (source sensor and region)", "",
@@ -85,14 +92,7 @@ def report(s: dict, results: dict) -> str:
               "target looks like its training data, and the same adaptation run on that scene: where nothing "
               "needs adapting, adaptation should not make the map worse.", "",
               "| score | source-only | adapted to the control | change |", "|---|---:|---:|---:|"]
-    for legend, title in (("fine", "24 classes"), ("coarse", "coarse legend")):
-        for key, name in (("oa", "overall accuracy"), ("kappa", "kappa"), ("miou", "mean IoU"),
-                          ("mf1", "mean F1")):
-            vc, vd = c[legend][key], d[legend][key]
-            if key == "kappa":
-                lines.append(f"| {name} ({title}) | {_num(vc)} | {_num(vd)} | {_delta(vc, vd, 1.0, '', 3)} |")
-            else:
-                lines.append(f"| {name} ({title}) | {_pct(vc)} | {_pct(vd)} | {_delta(vc, vd)} |")
+    lines += _score_rows(c, d)
     lines += ["", control_sentence(s), ""]
     for legend, title, label in (("fine", "24 classes", lambda r: f"{r['index']} {r['name']}"),
                                  ("coarse", "coarse legend", lambda r: r["name"])):
