@@ -137,3 +137,19 @@ def quiet_deletion():
     finally:
         gdal.PopErrorHandler()
         sys.unraisablehook = hook
+
+
+@contextmanager
+def warnings_kept_unless_failed():
+    """Within: GDAL's warnings are held back; re-emitted when the block succeeds, dropped when it raises (a
+    write that fails on a full disk makes libtiff warn about the directory it could not finish, noise before
+    the sentence the failure becomes)."""
+    held: list[tuple[int, int, str]] = []
+    gdal.PushErrorHandler(lambda cls, number, message: held.append((cls, number, message)))
+    try:
+        yield
+    finally:
+        gdal.PopErrorHandler()
+    for cls, number, message in held:
+        if cls == gdal.CE_Warning:
+            gdal.Error(cls, number, message)

@@ -13,7 +13,7 @@ import numpy as np
 from osgeo import gdal
 
 from .. import classes
-from ..io.gdal import quiet_deletion
+from ..io.gdal import quiet_deletion, warnings_kept_unless_failed
 
 gdal.UseExceptions()
 
@@ -43,7 +43,8 @@ class RasterWriter:
 
     def finish(self, resampling: str, metadata: dict[str, str]) -> None:
         self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
-        self.band.FlushCache()
+        with warnings_kept_unless_failed():
+            self.band.FlushCache()
         levels, size = [], max(self.ds.RasterXSize, self.ds.RasterYSize)
         while size // (2 ** (len(levels) + 1)) >= 256:
             levels.append(2 ** (len(levels) + 1))
@@ -60,7 +61,8 @@ class RasterWriter:
             finally:
                 gdal.SetConfigOption("GDAL_NUM_THREADS", threads)
                 gdal.PopErrorHandler()
-        self.ds.FlushCache()
+        with warnings_kept_unless_failed():
+            self.ds.FlushCache()
         self.band = None
         self.ds = None
 

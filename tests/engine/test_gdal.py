@@ -13,6 +13,7 @@ from fbp_landcover.engine.io.gdal import (
     geographic_pixel_metres,
     numpy_dtype,
     same_grid,
+    warnings_kept_unless_failed,
 )
 from fbp_landcover.engine.training.labelled_data import LabelledRaster
 from tests.rasters import random_scene, write_raster
@@ -71,3 +72,20 @@ def test_labels_on_the_image_grid_or_reprojected_onto_it(tmp_path):
     finally:
         same.close()
         other.close()
+
+
+def test_warnings_are_kept_after_success_and_dropped_with_a_failure():
+    seen: list[str] = []
+    gdal.PushErrorHandler(lambda _cls, _no, message: seen.append(message))
+    try:
+        with warnings_kept_unless_failed():
+            gdal.Error(gdal.CE_Warning, 1, "a warning of a write that succeeded")
+            assert seen == []  # held back while the block runs
+        assert seen == ["a warning of a write that succeeded"]
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            with warnings_kept_unless_failed():
+                gdal.Error(gdal.CE_Warning, 1, "libtiff noise before the failure")
+                raise RuntimeError("the disk is full")
+        assert seen == ["a warning of a write that succeeded"]
+    finally:
+        gdal.PopErrorHandler()
