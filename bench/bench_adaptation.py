@@ -47,12 +47,13 @@ VARIANTS = {  # name -> adapt() options (None: no adaptation)
 }
 
 
-def score(model: Path, image: Path, truth: Path, out: Path, sensor: str) -> dict:
+def score(model: Path, image: Path, truth: Path, out: Path, sensor: str, stats: str = "scene") -> dict:
+    """mIoU and OA (24 classes and the coarse legend) of ``model``'s map of ``image`` (with ``stats``)."""
     from fbp_landcover.engine.assessment.evaluate import evaluate
     from fbp_landcover.engine.mapping import MapRequest, map_landcover
 
     map_landcover(MapRequest(image=str(image), output=str(out), model=str(model), device="cpu", sensor=sensor,
-                             overwrite=True))
+                             stats=stats, overwrite=True))
     fine, coarse = evaluate(str(out), str(truth)), evaluate(str(out), str(truth), collapse="coarse")
     return {"miou": fine["miou_present"], "oa": fine["overall_accuracy"],
             "coarse_miou": coarse["miou_present"], "coarse_oa": coarse["overall_accuracy"]}

@@ -6,7 +6,8 @@ budget (engine.demo.FULL): with the fixed FBP source statistics (``train --stats
 scene's own statistics (``train --stats scene``). Map the shifted target and the no-shift control with each
 model: the source-trained model with per-scene statistics (mapping's default) and with its own fixed ones
 (``--stats checkpoint``), the scene-trained model with per-scene statistics. Scores: mIoU over the classes
-present (24 classes), via map_landcover + engine.assessment.evaluate as the CLI does. No adaptation.
+present (24 classes), with the adaptation benchmark's ``score`` (map_landcover + evaluate, as the CLI). No
+adaptation.
 
     .venv/bin/python bench/bench_stats.py --domains generated,slovenia,chiapas --seeds 0,1 [--json out.json]
 """
@@ -28,21 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 COMBOS = (("source", "scene"), ("source", "checkpoint"), ("scene", "scene"))  # (train --stats, map --stats)
 
 
-def score(model: Path, image: Path, truth: Path, out: Path, sensor: str, stats: str) -> float:
-    from fbp_landcover.engine.assessment.evaluate import evaluate
-    from fbp_landcover.engine.mapping import MapRequest, map_landcover
-
-    map_landcover(MapRequest(image=str(image), output=str(out), model=str(model), device="cpu", sensor=sensor,
-                             stats=stats, overwrite=True))
-    return float(evaluate(str(out), str(truth))["miou_present"])
-
-
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
 def run_seed(domain: str, seed: int, root: Path) -> dict:
     import real_domains
+    from bench_adaptation import score
 
     from fbp_landcover.engine.demo import FULL, train_with_recipe
 
@@ -60,7 +53,7 @@ def run_seed(domain: str, seed: int, root: Path) -> dict:
             if tr != train_stats:
                 continue
             for scene, image, truth in scenes:
-                miou = score(model, image, truth, d / f"{tr}_{mp}_{scene}.tif", sensor, mp)
+                miou = float(score(model, image, truth, d / f"{tr}_{mp}_{scene}.tif", sensor, mp)["miou"])
                 out[f"{tr}/{mp}/{scene}"] = miou
                 log(f"{domain} seed {seed}: train {tr:6s} map {mp:10s} {scene:7s} mIoU {miou:.3f}")
     return out

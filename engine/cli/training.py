@@ -15,7 +15,7 @@ from ..errors import FbpError
 from ..io.atomic import check_destination, check_outputs
 from ..models.devices import DEVICES
 from ..models.presets import PRESETS, preset
-from ..training.config import METHODS, MIXES, TRAIN_STATS
+from ..training.config import METHODS, MIXES, TRAIN_STATS, TrainConfig
 from ..training.fbp_dataset import IMAGE_KINDS
 from . import EXIT_OK
 
@@ -227,7 +227,7 @@ def add_commands(sub) -> None:
     t.add_argument("--decoder-channels", help="smp Unet decoder channels, e.g. 64,32,16,16")
     t.add_argument("--lr", type=float, default=0.005)
     t.add_argument("--class-aware", action="store_true", help="sample patches around rare classes more often")
-    t.add_argument("--stats", default="scene", choices=TRAIN_STATS,
+    t.add_argument("--stats", default=TrainConfig.stats, choices=TRAIN_STATS,
                    help="normalise each scene with its own statistics (scene, the default, as map does) or "
                         "with the fixed FBP statistics (source, as the authors' code)")
     t.add_argument("--image", default="8bit", choices=IMAGE_KINDS)
